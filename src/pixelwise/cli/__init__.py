@@ -1,0 +1,1 @@
+"""Command-line interface: a thin argparse layer mapping flags to dataclass configs."""

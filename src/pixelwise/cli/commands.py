@@ -1,0 +1,111 @@
+"""Subcommand registration: each adds its parser and points ``run`` at the function that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pixelwise.cli.options import add_dataclass_arguments, build_config
+from pixelwise.engine.config import EvalConfig, PredictConfig, TrainConfig
+
+Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+
+def register_train(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "train",
+        help="train a segmentation model",
+        description="Train an FCN (Long thesis Ch. 3). Writes OUTPUT/config.yaml, log.jsonl, last.safetensors "
+        "(resumable) and best.safetensors (inference model). Under torchrun it trains data-parallel.",
+    )
+    parser.add_argument("--config", help="YAML file of options (flags override it)")
+    add_dataclass_arguments(parser, TrainConfig)
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from pixelwise.engine.trainer import train
+
+    scores = train(build_config(TrainConfig, args))
+    print(json.dumps({k: scores[k] for k in ("mean_iou", "pixel_acc", "mean_acc", "fw_iou")}, indent=2))
+    return 0
+
+
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "eval",
+        help="score a checkpoint on a labelled split",
+        description="Print and write all metrics (pixel acc, mean acc, mean IoU, fw IoU, per-class IoU, boundary "
+        "accuracy) as JSON plus a confusion-matrix PNG.",
+    )
+    parser.add_argument("--config", help="YAML file of options (flags override it)")
+    add_dataclass_arguments(parser, EvalConfig)
+    parser.set_defaults(run=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from pixelwise.cli.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(build_config(EvalConfig, args))
+    return 0
+
+
+def register_predict(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "predict",
+        help="predict label maps for images",
+        description="Write a colour-coded label PNG, an overlay PNG and a class-id PNG for every image.",
+    )
+    parser.add_argument("images", nargs="+", help="image files (PNG/JPEG) or folders of images")
+    add_dataclass_arguments(parser, PredictConfig)
+    parser.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from pixelwise.cli.predict import predict_images
+
+    predict_images(build_config(PredictConfig, args), [Path(p) for p in args.images])
+    return 0
+
+
+def register_datasets(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "datasets",
+        help="describe and validate a dataset",
+        description="Without --data: list the dataset forms. With --data: count images, list classes with pixel "
+        "frequencies, and (--validate) check every file, reporting each problem with its file name.",
+    )
+    parser.add_argument("--data", help="dataset spec, e.g. camvid:../shared/data/camvid")
+    parser.add_argument("--split", default="train", help="split to describe")
+    parser.add_argument("--validate", action="store_true", help="decode and check every sample")
+    parser.set_defaults(run=run_datasets)
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from pixelwise.cli.describe import describe_dataset
+
+    return describe_dataset(args.data, args.split, args.validate)
+
+
+def register_models(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "models",
+        help="list architectures and backbones; receptive fields",
+        description="List segmentation architectures and backbones with parameter counts, or print a layer-by-layer "
+        "receptive-field / stride table (Long thesis Table 2.1 composition rule).",
+    )
+    parser.add_argument(
+        "--rf", metavar="NAME", help="print the receptive-field table of NAME (alexnet, vgg16, resnet18...)"
+    )
+    parser.add_argument("--num-classes", type=int, default=11, help="classes used for the parameter counts")
+    parser.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from pixelwise.cli.describe import describe_models
+
+    return describe_models(args.rf, args.num_classes)
+
+
+REGISTER = [register_train, register_eval, register_predict, register_datasets, register_models]

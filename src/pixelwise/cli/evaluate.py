@@ -1,0 +1,57 @@
+"""``pixelwise eval``: score a checkpoint on a labelled split; JSON of all metrics + confusion-matrix PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from pixelwise.data import build_dataset, eval_transforms
+from pixelwise.engine.checkpoint import build_model_from_checkpoint, resolve_checkpoint
+from pixelwise.engine.config import EvalConfig
+from pixelwise.engine.distributed import resolve_device
+from pixelwise.engine.evaluate import EvalOptions, evaluate
+from pixelwise.metrics import scores_to_json
+from pixelwise.report.images import save_confusion_png
+
+
+def evaluate_checkpoint(config: EvalConfig) -> dict:
+    """Evaluate and write ``metrics.json`` and ``confusion.png``; returns the JSON-ready scores."""
+    if not config.checkpoint or not config.data:
+        raise ValueError("eval needs --checkpoint and --data")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    checkpoint = resolve_checkpoint(config.checkpoint)
+    device = resolve_device(config.device)
+    model, meta = build_model_from_checkpoint(checkpoint)
+    dataset = build_dataset(config.data, config.split, transform=eval_transforms())
+    trained_classes = meta["dataset"]["class_names"]
+    if list(dataset.info.class_names) != list(trained_classes):
+        raise ValueError(
+            f"{config.data} has classes {list(dataset.info.class_names)} but {checkpoint} was trained on {trained_classes}"
+        )
+    options = EvalOptions(tuple(config.scales), config.flip, config.window, tuple(config.boundary_widths))
+    loader = DataLoader(dataset, batch_size=1)
+    info = dataset.info
+    scores, cm = evaluate(
+        model.to(device), loader, info.num_classes, device, info.ignore_index, options, info.class_names
+    )
+    result = scores_to_json(scores)
+    output = Path(config.output or checkpoint.parent / f"eval-{config.split}")
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "metrics.json").write_text(json.dumps(result, indent=2))
+    save_confusion_png(cm, info.class_names, output / "confusion.png")
+    print(format_scores(result, info.class_names))
+    print(f"wrote {output / 'metrics.json'} and {output / 'confusion.png'}")
+    return result
+
+
+def format_scores(scores: dict, class_names) -> str:
+    lines = [f"{key:>18s}: {scores[key]:.4f}" for key in ("pixel_acc", "mean_acc", "mean_iou", "fw_iou")]
+    lines += [f"{k:>18s}: {v:.4f}" for k, v in scores.items() if k.startswith("trimap_") and v is not None]
+    lines.append("per-class IoU:")
+    for name, iou in zip(class_names, scores["per_class_iou"]):
+        lines.append(f"{name:>18s}: {'absent' if iou is None else f'{iou:.4f}'}")
+    return "\n".join(lines)

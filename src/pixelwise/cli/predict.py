@@ -1,0 +1,58 @@
+"""``pixelwise predict``: colour-coded label PNGs, overlays and class-id PNGs for a list of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pixelwise.data.validation import load_image
+from pixelwise.engine.checkpoint import build_model_from_checkpoint
+from pixelwise.engine.config import PredictConfig
+from pixelwise.engine.distributed import resolve_device
+from pixelwise.engine.inference import predict_probabilities
+from pixelwise.report.images import colorize_labels, overlay, save_png
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {path}")
+    if not files:
+        raise ValueError(f"no images found in {', '.join(map(str, paths))}")
+    return files
+
+
+@torch.no_grad()
+def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
+    """Predict every image; returns the written colour label PNG paths."""
+    if not config.checkpoint:
+        raise ValueError("predict needs --checkpoint")
+    device = resolve_device(config.device)
+    model, meta = build_model_from_checkpoint(config.checkpoint)
+    model.to(device)
+    palette = [tuple(c) for c in meta["dataset"]["palette"]]
+    in_channels = meta["model"]["in_channels"]
+    output = Path(config.output)
+    written = []
+    for path in tqdm(expand_inputs(inputs), desc="predict"):
+        image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float() / 255
+        batch = image[None].to(device)
+        if in_channels == 1:
+            batch = batch.mean(dim=1, keepdim=True)
+        probs = predict_probabilities(model, batch, config.scales, config.flip, config.window)
+        labels = probs.argmax(dim=1)[0].cpu()
+        written.append(save_png(colorize_labels(labels, palette), output / f"{path.stem}_labels.png"))
+        save_png(overlay(image, labels, palette, config.alpha), output / f"{path.stem}_overlay.png")
+        save_png(labels.numpy().astype(np.uint8), output / f"{path.stem}_ids.png")
+    print(f"wrote {len(written)} predictions to {output}")
+    return written

@@ -1,0 +1,107 @@
+"""File-backed segmentation dataset with load-time resizing and an in-memory uint8 cache."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as F
+from tqdm import tqdm
+
+from pixelwise.data.info import DatasetInfo
+from pixelwise.data.validation import DatasetError, check_label, check_same_size, load_image, load_label
+
+Sample = tuple[tv_tensors.Image, dict[str, torch.Tensor]]
+
+
+class SegmentationDataset(Dataset):
+    """(image, label) pairs from disk.
+
+    Items are ``(Image float32 [3,H,W] in [0,1], {"seg": Mask int64 [H,W]})``. Files are decoded, checked
+    and resized to ``size`` once; with ``cache=True`` the uint8 result is kept per instance, so epochs after
+    the first cost no decoding. Call :meth:`preload` before creating a multi-worker DataLoader so that
+    forked workers share one decoded copy instead of each filling its own.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path]],
+        info: DatasetInfo,
+        *,
+        size: tuple[int, int] | None = None,
+        transform: Callable | None = None,
+        cache: bool = True,
+        label_map: Mapping[int, int] | None = None,
+    ) -> None:
+        self.pairs = [(Path(i), Path(lab)) for i, lab in pairs]
+        self.info = info
+        self.names = [img.stem for img, _ in self.pairs]
+        self.size = size
+        self.transform = transform
+        self.cache = cache
+        self.label_map = dict(label_map or {})  # raw file value -> class id, e.g. CamVid void 11 -> 255
+        self._cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        image_u8, label_u8 = self.load_uint8(index)
+        image = F.to_dtype(tv_tensors.Image(image_u8), torch.float32, scale=True)
+        target = {"seg": tv_tensors.Mask(label_u8.long())}
+        if self.transform is not None:
+            image, target = self.transform(image, target)
+        return image, target
+
+    def load_uint8(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decoded, checked and resized (image uint8 [3,H,W], label uint8 [H,W]), from the cache if present."""
+        cached = self._cache[index]
+        if cached is not None:
+            return cached
+        item = self._decode(index)
+        if self.cache:
+            self._cache[index] = item
+        return item
+
+    def load_label(self, index: int) -> torch.Tensor:
+        """The stored (resized, untransformed) label map uint8 [H,W], e.g. for class frequencies."""
+        return self.load_uint8(index)[1]
+
+    def _decode(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image_path, label_path = self.pairs[index]
+        image = load_image(image_path)
+        label = load_label(label_path, self.info.palette)
+        check_same_size(image, label, image_path, label_path)
+        if self.label_map:
+            raw_label, label = label, label.copy()
+            for raw, mapped in self.label_map.items():
+                label[raw_label == raw] = mapped
+        check_label(label, label_path, self.info.num_classes, self.info.ignore_index)
+        image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        label_t = torch.from_numpy(label.astype(np.uint8))
+        if self.size is not None and tuple(image_t.shape[-2:]) != tuple(self.size):
+            image_t = F.resize_image(image_t, list(self.size), InterpolationMode.BILINEAR, antialias=True)
+            # NEAREST_EXACT samples pixel centres, so labels stay aligned with the bilinear image.
+            label_t = F.resize_image(label_t[None], list(self.size), InterpolationMode.NEAREST_EXACT)[0]
+        return image_t.contiguous(), label_t.contiguous()
+
+    def preload(self, progress: bool = True) -> None:
+        """Decode every sample into the cache now (implies caching), e.g. before forking DataLoader workers."""
+        self.cache = True
+        for index in tqdm(range(len(self)), desc=f"decoding {self.info.name}", disable=not progress):
+            self.load_uint8(index)
+
+    def validate(self, progress: bool = False) -> list[str]:
+        """Check every sample; return one message per bad sample (empty list = all good)."""
+        problems = []
+        for index in tqdm(range(len(self)), desc=f"checking {self.info.name}", disable=not progress):
+            try:
+                self.load_uint8(index)
+            except DatasetError as exc:
+                problems.append(str(exc))
+        return problems

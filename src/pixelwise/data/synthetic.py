@@ -1,0 +1,102 @@
+"""SyntheticScenes: a deterministic, dependency-free stand-in for a road-scene dataset."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as F
+from tqdm import tqdm
+
+from pixelwise.data.info import SYNTHETIC_INFO
+from pixelwise.data.scene import render_scene
+from pixelwise.data.tensors import Depth
+
+_Raw = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class SyntheticScenes(Dataset):
+    """Procedural road scenes with labels, metric depth and image-level tags.
+
+    Items are ``(Image float32 [3,H,W], {"seg": Mask int64 [H,W], "depth": Depth float32 [1,H,W] (metres;
+    0 only where a transform padded), "tags": float32 [num_classes] multi-hot})``. Sample ``i`` depends only
+    on ``(seed, split, i)``, not on access order, worker count or caching. ``tags`` is computed after the
+    transform, so it always describes the returned (possibly cropped) ``seg``.
+    """
+
+    def __init__(
+        self,
+        length: int,
+        size: tuple[int, int] = (120, 160),
+        seed: int = 0,
+        split: str = "train",
+        *,
+        transform: Callable | None = None,
+        cache: bool = True,
+    ) -> None:
+        if length < 0 or seed < 0:
+            raise ValueError(f"length and seed must be >= 0, got length={length}, seed={seed}")
+        self.length, self.size, self.seed, self.split = length, tuple(size), seed, split
+        self.transform = transform
+        self.cache = cache
+        self.info = SYNTHETIC_INFO
+        self.names = [f"{split}_{i:05d}" for i in range(length)]
+        # crc32 rather than hash(): Python salts str hashes per process, which would break reproducibility.
+        self._split_key = zlib.crc32(split.encode("utf-8"))
+        self._cache: list[_Raw | None] = [None] * length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, torch.Tensor]]:
+        image_u8, seg_u8, depth = self.load_raw(index)
+        image = F.to_dtype(tv_tensors.Image(image_u8), torch.float32, scale=True)
+        target: dict[str, torch.Tensor] = {"seg": tv_tensors.Mask(seg_u8.long()), "depth": Depth(depth[None])}
+        if self.transform is not None:
+            image, target = self.transform(image, target)
+        target["tags"] = class_tags(target["seg"], self.info.num_classes)
+        return image, target
+
+    def load_raw(self, index: int) -> _Raw:
+        """(image uint8 [3,H,W], seg uint8 [H,W], depth float32 [H,W]) for sample ``index``."""
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} synthetic scenes")
+        index %= self.length
+        cached = self._cache[index]
+        if cached is not None:
+            return cached
+        rng = np.random.default_rng([self.seed, self._split_key, index])
+        image, seg, depth = render_scene(rng, *self.size)
+        item = (
+            torch.from_numpy(image.transpose(2, 0, 1).copy()),
+            torch.from_numpy(seg),
+            torch.from_numpy(depth),
+        )
+        if self.cache:
+            self._cache[index] = item
+        return item
+
+    def load_label(self, index: int) -> torch.Tensor:
+        """The generated (untransformed) label map uint8 [H,W], e.g. for class frequencies."""
+        return self.load_raw(index)[1]
+
+    def preload(self, progress: bool = True) -> None:
+        """Render everything into the cache now (implies caching), e.g. before forking DataLoader workers."""
+        self.cache = True
+        for index in tqdm(range(len(self)), desc="rendering synthetic", disable=not progress):
+            self.load_raw(index)
+
+    def validate(self, progress: bool = False) -> list[str]:
+        """Same interface as file datasets; generated samples are valid by construction."""
+        return []
+
+
+def class_tags(seg: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Multi-hot float32 [num_classes] of the class ids present in ``seg`` (ignore values skipped)."""
+    ids = seg.as_subclass(torch.Tensor).flatten()
+    ids = ids[(ids >= 0) & (ids < num_classes)]
+    return (torch.bincount(ids, minlength=num_classes) > 0).float()

@@ -1,0 +1,165 @@
+"""Decoding and checking of image/label files.
+
+Every failure is a :class:`DatasetError` whose message starts with the offending file and ends with how to
+fix it, because a bad file in a 10k-image dataset is otherwise a needle in a haystack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+# Full-scale value per high-bit-depth PIL mode ("I" is how older Pillow opens 16-bit PNGs; "F" is assumed 0..1).
+_HIGH_DEPTH_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0, "F": 1.0}
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable or inconsistent; the message names the file and the fix."""
+
+
+def _open(path: Path, what: str) -> Image.Image:
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: {what} file not found; check the path (relative paths are resolved "
+            f"against the list file's folder)"
+        )
+    try:
+        img = Image.open(path)
+        img.load()  # force the decode here so that truncated files fail now, with the file name
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(
+            f"{path}: cannot decode {what} ({exc}); the file is corrupt or not an image, "
+            f"re-export or replace it"
+        ) from exc
+    return img
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Decode an input image to uint8 RGB [H, W, 3].
+
+    EXIF orientation is applied. Grayscale is replicated to 3 channels, alpha is dropped (not composited),
+    palette and CMYK images are converted to RGB, and 16-bit images are scaled to 8 bits (value / 257).
+    """
+    img = ImageOps.exif_transpose(_open(path, "image"))
+    if img.mode in _HIGH_DEPTH_SCALE:  # 16-bit / 32-bit grayscale: PIL's convert("RGB") would clip, not scale
+        arr = np.asarray(img, dtype=np.float64) * (255.0 / _HIGH_DEPTH_SCALE[img.mode])
+        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def load_label(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """Decode a label map of class indices to an integer array [H, W].
+
+    Palette-mode PNGs are read as their indices (the Pascal VOC convention). RGB/RGBA labels are accepted
+    only when all channels are equal (a grey image saved as RGB); real colour labels are rejected.
+    """
+    img = ImageOps.exif_transpose(_open(path, "label"))  # same orientation handling as the image
+    if img.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(img.convert("RGB"))
+        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+            return rgb[..., 0]
+        raise DatasetError(_colour_label_message(path, rgb, palette))
+    if img.mode in ("LA", "PA"):
+        img = img.getchannel(0)
+    if img.mode not in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L"):
+        raise DatasetError(
+            f"{path}: label has unsupported mode {img.mode!r}; save labels as single-channel "
+            f"8-bit PNGs of class indices"
+        )
+    return np.asarray(img).astype(np.int64)
+
+
+def _colour_label_message(path: Path, rgb: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> str:
+    colours = np.unique(rgb.reshape(-1, 3), axis=0)
+    shown = ", ".join(str(tuple(int(v) for v in c)) for c in colours[:4])
+    known = {tuple(c): i for i, c in enumerate(palette)}
+    matched = sum(tuple(int(v) for v in c) in known for c in colours)
+    table = ", ".join(f"{i}={c}" for i, c in enumerate(palette))
+    return (
+        f"{path}: label looks colour-coded ({len(colours)} distinct RGB colours, e.g. {shown}; "
+        f"{matched} of them are in this dataset's palette). Labels must be single-channel PNGs of class "
+        f"indices: convert by mapping each colour to its class index (palette: {table}; other colours "
+        f"-> 255 = ignore) and save in mode 'L'."
+    )
+
+
+def check_label(label: np.ndarray, path: Path, num_classes: int, ignore_index: int) -> None:
+    """Reject class ids outside [0, num_classes) other than the ignore value, saying which and how often."""
+    values, counts = np.unique(label, return_counts=True)
+    bad = (values < 0) | ((values >= num_classes) & (values != ignore_index))
+    if bad.any():
+        detail = ", ".join(f"{int(v)} ({int(c)} px)" for v, c in zip(values[bad][:8], counts[bad][:8]))
+        raise DatasetError(
+            f"{path}: label values outside 0..{num_classes - 1} (and not the ignore value "
+            f"{ignore_index}): {detail}; fix the class count (classes.txt) or remap these "
+            f"values to valid classes or to {ignore_index}"
+        )
+
+
+def check_same_size(image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> None:
+    if image.shape[:2] != label.shape[:2]:
+        raise DatasetError(
+            f"{label_path}: label is {label.shape[1]}x{label.shape[0]} (WxH) but its image "
+            f"{image_path} is {image.shape[1]}x{image.shape[0]}; labels must have exactly the "
+            f"image's size (resize labels with nearest neighbour only)"
+        )
+
+
+def resolve_inside(root: Path, entry: str, list_file: Path, line_no: int) -> Path:
+    """Resolve a list-file entry against ``root`` and refuse paths that escape it (``../``, absolute).
+
+    The check is lexical, so symlinks inside the dataset folder keep working.
+    """
+    joined = os.path.normpath(os.path.join(root, entry))
+    root_str = os.path.normpath(root)
+    if os.path.isabs(entry) or os.path.commonpath([joined, root_str]) != root_str:
+        raise DatasetError(
+            f"{list_file}:{line_no}: path {entry!r} points outside {root_str}; list-file "
+            f"paths must be relative to the list file's folder and stay inside it"
+        )
+    return Path(joined)
+
+
+def parse_list_file(list_file: Path) -> list[tuple[Path, Path]]:
+    """Read "image label" lines (blank lines and ``#`` comments allowed) into resolved path pairs."""
+    try:
+        text = list_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"{list_file}: cannot read list file ({exc}); check the path") from exc
+    root = list_file.parent
+    pairs = []
+    for line_no, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise DatasetError(
+                f"{list_file}:{line_no}: expected 2 fields 'image-path label-path', got "
+                f"{len(fields)} in {line!r}; paths with spaces are not supported"
+            )
+        pairs.append(tuple(resolve_inside(root, f, list_file, line_no) for f in fields))
+    if not pairs:
+        raise DatasetError(
+            f"{list_file}: list file has no samples; add lines 'image-path label-path' relative to {root}"
+        )
+    return pairs
+
+
+def check_files_exist(pairs: Sequence[tuple[Path, Path]], source: Path) -> None:
+    """Cheap up-front existence check (one stat per file), so a typo fails at construction, not mid-epoch."""
+    missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise DatasetError(
+            f"{missing[0]}: file not found (listed in {source}; missing: "
+            f"{', '.join(missing[:3])}{more}); fix the paths or remove those entries"
+        )

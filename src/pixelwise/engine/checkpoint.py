@@ -1,0 +1,134 @@
+"""Checkpoints: one safetensors file holding tensors, with JSON metadata in its header, written atomically.
+
+Nothing is ever unpickled: weights are safetensors, everything else is JSON. A checkpoint carries the model's
+``ModelConfig``, the dataset's classes and palette and the resolved run config, so ``eval``/``predict`` rebuild the
+model from the file alone. ``last.safetensors`` adds optimiser state, RNG state and the position in training (for
+``--resume``); ``best.safetensors`` is an inference model (weights only, training-only branches stripped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+FORMAT_VERSION = 1
+META_KEY = "pixelwise"
+
+
+@dataclass
+class Checkpoint:
+    meta: dict[str, Any]
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any] | None = None
+    rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _fsync_replace(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)  # atomic on POSIX: readers see the old file or the new one, never half a file
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for index, values in info["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | Path,
+    model_state: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
+    rng_state: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``path`` (.safetensors) and a human-readable ``path.json`` sidecar, each via temp file + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()}
+    meta = {"format_version": FORMAT_VERSION, **meta}
+    if optimizer_state is not None:
+        optim_tensors, meta["optimizer"] = _flatten_optimizer(optimizer_state)
+        tensors.update(optim_tensors)
+    for name, value in (rng_state or {}).items():
+        tensors[f"rng.{name}"] = value.cpu().contiguous()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    _fsync_replace(tmp, path)
+    sidecar = path.with_suffix(".json")
+    tmp_json = sidecar.with_name(sidecar.name + ".tmp")
+    tmp_json.write_text(json.dumps({k: v for k, v in meta.items() if k != "optimizer"}, indent=2))
+    _fsync_replace(tmp_json, sidecar)
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its ``best.safetensors``, else ``last.safetensors``)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"{path}: no best.safetensors or last.safetensors in this run folder")
+    if not path.is_file() and path.with_suffix(".safetensors").is_file():
+        return path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (CPU tensors)."""
+    path = resolve_checkpoint(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors checkpoint ({err})") from err
+    if META_KEY not in header:
+        raise ValueError(
+            f"{path}: a safetensors file without pixelwise metadata (use --weights for plain weights)"
+        )
+    meta = json.loads(header[META_KEY])
+    model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    optim = None
+    if "optimizer" in meta:
+        optim = _unflatten_optimizer(
+            {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta.pop("optimizer")
+        )
+    return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
+
+
+def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes, weights loaded, in eval mode; returns (model, meta)."""
+    from pixelwise.models import ModelConfig, SegmentationModel
+
+    checkpoint = load_checkpoint(path)
+    model = SegmentationModel(ModelConfig.from_dict(checkpoint.meta["model"]))
+    model.load_state_dict(checkpoint.model_state)
+    return model.eval(), checkpoint.meta

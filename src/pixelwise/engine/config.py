@@ -1,0 +1,142 @@
+"""Typed run configurations. Each field's ``help`` is the CLI flag's help text (the CLI is generated from these).
+
+Precedence: dataclass default < ``--config FILE.yaml`` < command-line flag. The resolved config is saved as
+``config.yaml`` in the run folder and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field carrying its CLI help (and optional ``choices``)."""
+    metadata = {"help": help, **extra}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    data: str = option(
+        "synthetic", "training data: 'synthetic', 'camvid:PATH', a list file, or 'folders:IMAGES:LABELS'"
+    )
+    val_data: str | None = option(None, "validation data (default: --data with split 'val')")
+    output: str = option(
+        "runs/train", "run folder: config.yaml, log.jsonl, last/best checkpoints, example PNGs"
+    )
+    arch: str = option("fcn8s", "segmentation architecture", choices=("fcn32s", "fcn16s", "fcn8s"))
+    backbone: str = option("resnet18", "backbone (see `pixelwise models`)")
+    output_stride: int = option(
+        32, "backbone output stride; 16 or 8 dilates ResNet stages", choices=(8, 16, 32)
+    )
+    in_channels: int = option(
+        3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
+    )
+    epochs: int = option(30, "training epochs")
+    batch_size: int = option(8, "images per optimiser step per process (before --accumulate)")
+    accumulate: int = option(
+        1, "gradient accumulation steps (effective batch = batch_size x accumulate x processes)"
+    )
+    base_size: list[int] | None = option(
+        None, "resize images once at load to H W (cached in memory); e.g. 180 240"
+    )
+    crop: list[int] = option(
+        [180, 240], "training crop H W taken after scale jitter (padded with ignore if needed)"
+    )
+    scale: list[float] = option([0.5, 2.0], "random scale jitter range applied before cropping")
+    hflip: bool = option(True, "random horizontal flips")
+    color_jitter: float = option(0.2, "brightness/contrast/saturation jitter strength (0 disables)")
+    labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
+    optimizer: str = option("adamw", "optimiser", choices=("sgd", "adamw"))
+    lr: float = option(2e-3, "base learning rate")
+    momentum: float = option(0.9, "SGD momentum (Long §3.3.5: 0.9 at batch 20)")
+    weight_decay: float = option(1e-4, "weight decay (not applied to biases and norm layers)")
+    bias_lr_mult: float = option(1.0, "learning-rate multiplier for biases (FCN's Caffe recipe used 2)")
+    schedule: str = option("poly", "learning-rate schedule", choices=("poly", "step", "constant"))
+    poly_power: float = option(0.9, "poly schedule: lr = base * (1 - t/T)^power")
+    step_epochs: list[int] = option([], "step schedule: epochs at which the lr is divided by 10")
+    warmup_iters: int = option(0, "linear warm-up iterations")
+    class_weights: str = option(
+        "none", "class weighting of the loss", choices=("none", "median-frequency", "inverse-frequency")
+    )
+    loss_sampling: float = option(1.0, "keep each pixel's loss with this probability (Long §3.3.4; 1 = off)")
+    init_from: str | None = option(
+        None, "initialise from a checkpoint (e.g. a trained 32s to build a 16s: staged training)"
+    )
+    init_lr_scale: float = option(
+        0.01, "with --init-from of a coarser FCN: multiply --lr by this (Long: lr / 100)"
+    )
+    weights: str | None = option(
+        None, "initial backbone weights file (.safetensors or torchvision .pth); never downloaded"
+    )
+    resume: bool = option(
+        False, "continue from OUTPUT/last.safetensors: model, optimiser, schedule, RNG and epoch"
+    )
+    eval_every: int = option(1, "evaluate on the validation data every N epochs (0: only at the end)")
+    eval_scale: float = option(
+        1.0, "resize validation images by this factor for inference (labels stay full size)"
+    )
+    time_limit: float | None = option(None, "stop after this many minutes of training (checkpoint kept)")
+    seed: int = option(0, "random seed (data order, augmentation, init)")
+    device: str = option("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    threads: int | None = option(None, "CPU threads for torch (default: all cores of this process' share)")
+    workers: int | None = option(None, "DataLoader worker processes (default: 0 on CPU, 4 on GPU)")
+    amp: bool = option(False, "mixed precision (bfloat16 autocast) on GPU")
+    log_every: int = option(10, "write a loss line to log.jsonl every N iterations")
+    num_examples: int = option(4, "validation overlays saved as PNG at each evaluation")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file; keys may use dashes or underscores."""
+    with open(path) as handle:
+        values = yaml.safe_load(handle) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: a config file must be a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
+
+
+def save_yaml(values: dict[str, Any], path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        yaml.safe_dump(values, handle, sort_keys=False)
+
+
+@dataclass
+class EvalConfig:
+    checkpoint: str = option(
+        "", "checkpoint file or run folder (uses best.safetensors, else last.safetensors)"
+    )
+    data: str = option("", "data to score: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
+    split: str = option("val", "split of --data to score")
+    output: str | None = option(
+        None, "folder for metrics.json and confusion.png (default: CHECKPOINT_DIR/eval-SPLIT)"
+    )
+    scales: list[float] = option([1.0], "inference scales (several = multi-scale test-time augmentation)")
+    flip: bool = option(False, "average with the horizontally flipped prediction")
+    window: list[int] | None = option(None, "sliding-window inference with H W tiles (1/3 overlap)")
+    boundary_widths: list[int] = option([2, 5, 10], "band widths in pixels for boundary (trimap) accuracy")
+    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
+    threads: int | None = option(None, "CPU threads for torch")
+
+
+@dataclass
+class PredictConfig:
+    checkpoint: str = option("", "checkpoint file or run folder")
+    output: str = option(
+        "predictions", "folder for NAME_labels.png (colour-coded), NAME_overlay.png, NAME_ids.png"
+    )
+    scales: list[float] = option([1.0], "inference scales (several = multi-scale test-time augmentation)")
+    flip: bool = option(False, "average with the horizontally flipped prediction")
+    window: list[int] | None = option(None, "sliding-window inference with H W tiles (1/3 overlap)")
+    alpha: float = option(0.5, "overlay opacity of the label colours")
+    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")

@@ -1,0 +1,83 @@
+"""Optimiser, learning-rate schedule and class weights: the recipe pieces of the training loop."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pixelwise.engine.config import TrainConfig
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """Weights get weight decay; biases and norm parameters get none and ``bias_lr_mult`` x lr (FCN's recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": config.weight_decay, "lr_mult": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": config.bias_lr_mult},
+    ]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, config)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def learning_rate(
+    config: TrainConfig, base_lr: float, iteration: int, total: int, iters_per_epoch: int
+) -> float:
+    """The lr at ``iteration`` (0-based) of ``total``: warm-up, then poly / step / constant."""
+    if config.warmup_iters and iteration < config.warmup_iters:
+        return base_lr * (iteration + 1) / config.warmup_iters
+    if config.schedule == "poly":
+        return base_lr * (1 - min(iteration, total - 1) / total) ** config.poly_power
+    if config.schedule == "step":
+        epoch = iteration // max(1, iters_per_epoch)
+        return base_lr * 0.1 ** sum(epoch >= e for e in config.step_epochs)
+    return base_lr
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)
+
+
+def class_weights(pixel_counts: torch.Tensor, mode: str) -> torch.Tensor | None:
+    """Loss weights from per-class pixel counts of the training labels.
+
+    median-frequency (Eigen & Fergus; SegNet's CamVid weights): w_c = median(f) / f_c with f_c the class frequency
+    over the images where c is present, approximated here by the global frequency;
+    inverse-frequency (Mostajabi zoom-out §3.2): w_c proportional to 1 / f_c, normalised to mean 1.
+    Classes never seen get weight 0 (they cannot be learnt and must not blow up the loss).
+    """
+    if mode == "none":
+        return None
+    freq = pixel_counts.double() / pixel_counts.sum().clamp(min=1)
+    present = freq > 0
+    weights = torch.zeros_like(freq)
+    if mode == "median-frequency":
+        weights[present] = freq[present].median() / freq[present]
+    elif mode == "inverse-frequency":
+        weights[present] = 1 / freq[present]
+        weights[present] /= weights[present].mean()
+    else:
+        raise ValueError(f"unknown class weighting {mode!r}")
+    return weights.float()
+
+
+def total_iterations(epochs: int, iters_per_epoch: int) -> int:
+    return max(1, epochs * iters_per_epoch)
+
+
+def format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"

@@ -1,0 +1,94 @@
+"""CLI: every subcommand has --help, flags override the YAML config, errors are one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.cli.commands import REGISTER
+from pixelwise.cli.main import build_parser, main
+from pixelwise.cli.options import build_config
+from pixelwise.engine.config import TrainConfig
+
+SUBCOMMANDS = ("train", "eval", "predict", "datasets", "models")
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_explains_itself(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: pixelwise " + command in capsys.readouterr().out
+    assert len(REGISTER) == len(SUBCOMMANDS)
+
+
+def test_every_train_flag_has_help() -> None:
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    for action in train._actions:
+        assert action.help and action.help.strip(), action.dest
+
+
+def test_flags_override_yaml_which_overrides_defaults(tmp_path: Path) -> None:
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("epochs: 7\nlr: 0.5\nbase-size: [90, 120]\n")
+    args = build_parser().parse_args(["train", "--config", str(config_file), "--lr", "0.1"])
+    config = build_config(TrainConfig, args)
+    assert (config.epochs, config.lr, config.base_size, config.batch_size) == (7, 0.1, [90, 120], 8)
+
+
+def test_unknown_yaml_option_is_reported(tmp_path: Path) -> None:
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("epoch: 7\n")
+    with pytest.raises(SystemExit, match="unknown option"):
+        build_config(TrainConfig, build_parser().parse_args(["train", "--config", str(config_file)]))
+
+
+def test_models_prints_the_alexnet_receptive_fields_of_table_2_1(capsys) -> None:
+    assert main(["models", "--rf", "alexnet"]) == 0
+    out = capsys.readouterr().out
+    assert "195 x 195" in out and "conv2" in out
+
+
+def test_bad_data_is_one_clear_error_line(tmp_path: Path, capsys) -> None:
+    code = main(["datasets", "--data", str(tmp_path / "missing.txt")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing.txt" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_train_eval_predict_from_the_command_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    common = ["--data", "synthetic:12:48x64"]
+    assert (
+        main(
+            [
+                "train",
+                *common,
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                "--crop",
+                "48",
+                "64",
+                "--output",
+                str(run),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["eval", "--checkpoint", str(run), *common, "--flip", "--output", str(tmp_path / "eval")]) == 0
+    )
+    assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "confusion.png").is_file()
+    image = tmp_path / "street.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", "--checkpoint", str(run), "--output", str(tmp_path / "pred"), str(image)]) == 0
+    labels = np.asarray(Image.open(tmp_path / "pred" / "street_ids.png"))
+    assert labels.shape == (50, 70) and labels.max() < 6
+    assert (tmp_path / "pred" / "street_overlay.png").is_file()

@@ -1,0 +1,140 @@
+"""Engine: end-to-end train/eval/predict on synthetic data, resume equivalence, staged training, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.optim import class_weights, learning_rate
+from pixelwise.engine.trainer import Trainer, TrainingError, segmentation_loss
+
+TINY = "synthetic:16:48x64"
+
+
+def tiny_config(output: Path, **overrides) -> TrainConfig:
+    values = dict(
+        data=TINY,
+        output=str(output),
+        arch="fcn8s",
+        backbone="resnet18",
+        epochs=2,
+        batch_size=4,
+        crop=[48, 64],
+        scale=[0.75, 1.25],
+        eval_every=1,
+        num_examples=1,
+        seed=3,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.slow
+def test_train_then_eval_end_to_end(tmp_path: Path) -> None:
+    scores = Trainer(tiny_config(tmp_path / "run", epochs=3, lr=5e-3)).fit()
+    run = tmp_path / "run"
+    for name in (
+        "config.yaml",
+        "log.jsonl",
+        "last.safetensors",
+        "best.safetensors",
+        "metrics.json",
+        "best.json",
+    ):
+        assert (run / name).is_file(), name
+    assert 0.0 <= scores["mean_iou"] <= 1.0 and scores["pixel_acc"] > 0.5  # learnt more than nothing
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in records} >= {"val"}
+    assert list((run / "examples").glob("epoch003/*.png"))
+    model, meta = build_model_from_checkpoint(run)
+    assert meta["dataset"]["class_names"][0] == "sky" and meta["model"]["arch"] == "fcn8s"
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
+    straight = Trainer(tiny_config(tmp_path / "straight")).fit()
+    Trainer(tiny_config(tmp_path / "split", time_limit=0.0)).fit()  # stops (and checkpoints) after epoch 1
+    assert load_checkpoint(tmp_path / "split" / "last.safetensors").meta["state"]["epoch"] == 1
+    resumed = Trainer(tiny_config(tmp_path / "split", resume=True)).fit()
+    a = load_checkpoint(tmp_path / "straight" / "last.safetensors").model_state
+    b = load_checkpoint(tmp_path / "split" / "last.safetensors").model_state
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key  # bit-exact on CPU
+    assert straight["mean_iou"] == resumed["mean_iou"]
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    save_checkpoint(run / "last.safetensors", {"w": torch.zeros(1)}, {"state": {}})
+    with pytest.raises(TrainingError, match="already holds a run"):
+        Trainer(tiny_config(run, epochs=1)).fit()
+
+
+@pytest.mark.slow
+def test_staged_training_16s_from_32s_starts_from_the_parent(tmp_path: Path) -> None:
+    Trainer(tiny_config(tmp_path / "s32", arch="fcn32s", epochs=1)).fit()
+    child = Trainer(tiny_config(tmp_path / "s16", arch="fcn16s", epochs=1, init_from=str(tmp_path / "s32")))
+    assert child.base_lr == pytest.approx(child.config.lr * 0.01)  # Long §3.3.4: lr / 100 at each upgrade
+    parent_state = load_checkpoint(tmp_path / "s32").model_state
+    key = "taps.backbone.layer4.1.conv2.weight"
+    assert torch.equal(child.model.state_dict()[key], parent_state[key])
+
+
+def test_checkpoint_round_trip_with_optimizer_state(tmp_path: Path) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    path = save_checkpoint(
+        tmp_path / "c.safetensors", model.state_dict(), {"hello": [1, 2]}, optimizer.state_dict()
+    )
+    loaded = load_checkpoint(path)
+    assert loaded.meta["hello"] == [1, 2]
+    fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters(), lr=0.1)
+    fresh.load_state_dict(loaded.optimizer_state)
+    torch.testing.assert_close(
+        fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"]
+    )
+    assert not list(tmp_path.glob("*.tmp"))  # written via temp file + rename
+
+
+def test_loss_honours_ignore_index_and_class_weights() -> None:
+    logits = torch.randn(2, 3, 4, 4)
+    labels = torch.randint(0, 3, (2, 4, 4))
+    ignored = labels.clone()
+    ignored[:, 0] = 255
+    full = segmentation_loss(logits, ignored, None, 255, 1.0)
+    manual = torch.nn.functional.cross_entropy(
+        logits.permute(0, 2, 3, 1)[:, 1:].reshape(-1, 3), labels[:, 1:].reshape(-1)
+    )
+    torch.testing.assert_close(full, manual)
+    all_void = torch.full_like(labels, 255)
+    assert segmentation_loss(logits, all_void, None, 255, 1.0) == 0  # an all-void crop must not stop a run
+    weights = torch.tensor([1.0, 2.0, 0.5])
+    torch.testing.assert_close(
+        segmentation_loss(logits, ignored, weights, 255, 1.0),
+        torch.nn.functional.cross_entropy(logits, ignored, weight=weights, ignore_index=255),
+    )
+
+
+def test_class_weights() -> None:
+    counts = torch.tensor([100, 10, 0, 1000])
+    median = class_weights(counts, "median-frequency")
+    assert median[2] == 0 and median[0] == pytest.approx(1.0) and median[1] > median[0] > median[3]
+    inverse = class_weights(counts, "inverse-frequency")
+    assert inverse[[0, 1, 3]].mean() == pytest.approx(1.0)
+    assert class_weights(counts, "none") is None
+
+
+def test_poly_and_step_schedules() -> None:
+    config = TrainConfig(schedule="poly", poly_power=1.0)
+    assert learning_rate(config, 1.0, 0, 100, 10) == 1.0
+    assert learning_rate(config, 1.0, 50, 100, 10) == pytest.approx(0.5)
+    step = TrainConfig(schedule="step", step_epochs=[2, 4])
+    assert [round(learning_rate(step, 1.0, i * 10, 100, 10), 6) for i in (0, 2, 4)] == [1.0, 0.1, 0.01]

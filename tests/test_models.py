@@ -1,0 +1,130 @@
+"""Models: FCN skip nets (Long §3.3), bilinear deconvolution, staged zero-init, any input size, weights loading."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from pixelwise.models import SegmentationModel, create_backbone, create_model
+from pixelwise.models.heads.fcn import bilinear_upsampler, upsample_replicate
+from pixelwise.models.weights import WeightsError, load_backbone_weights
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_bilinear_deconvolution_equals_bilinear_interpolation(factor: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 9, 11)
+    layer = bilinear_upsampler(3, factor)
+    reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
+    plain = layer(x)  # the bare transposed conv: equal in the interior, zero-padded at the border
+    border = factor
+    torch.testing.assert_close(
+        plain[..., border:-border, border:-border], reference[..., border:-border, border:-border]
+    )
+    torch.testing.assert_close(
+        upsample_replicate(layer, x), reference
+    )  # as the head uses it: equal everywhere
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "vgg16_narrow"])
+def test_zero_initialised_16s_and_8s_reproduce_their_parent(backbone: str) -> None:
+    torch.manual_seed(0)
+    parent = create_model("fcn32s", backbone, num_classes=5).eval()
+    with torch.no_grad():  # a "trained" parent: give its score layer non-zero weights
+        for p in parent.head.parameters():
+            p.normal_()
+    x = torch.rand(2, 3, 64, 96)
+    for arch in ("fcn16s", "fcn8s"):
+        child = create_model(arch, backbone, num_classes=5).eval()
+        missing, unexpected = child.load_state_dict(parent.state_dict(), strict=False)
+        assert not unexpected and all("scores" in k or "upsample" in k for k in missing)
+        ours, theirs = child(x)["seg"], parent(x)["seg"]
+        # Same prediction; logits equal up to the difference between bilinear 2x-then-16x and bilinear 32x.
+        assert torch.equal(ours.argmax(dim=1), theirs.argmax(dim=1))
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0.15 * float(theirs.abs().max()))
+        # Before the final fixed upsampling the fused map is exactly the parent's map, upsampled by the deconv.
+        taps = child.taps(child.normalize(x))
+        coarse = parent.head.scores[parent.head.names[0]](taps[parent.head.names[0]])
+        fused = child.head.fuse(taps)
+        expected = coarse
+        while expected.shape[-1] < fused.shape[-1]:
+            expected = F.interpolate(expected, scale_factor=2, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(fused, expected)
+
+
+def test_score_layers_start_at_zero() -> None:
+    model = create_model("fcn8s", "resnet18", num_classes=4)
+    assert all(float(p.abs().sum()) == 0 for n, p in model.head.named_parameters() if "scores" in n)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (45, 61), (97, 130)])
+def test_any_input_size_gives_logits_of_that_size(size: tuple[int, int]) -> None:
+    model = create_model("fcn8s", "resnet18", num_classes=3).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, *size))["seg"]
+    assert out.shape == (1, 3, *size)
+
+
+@pytest.mark.parametrize("stride", [8, 16])
+def test_dilated_backbones_keep_resolution(stride: int) -> None:
+    backbone = create_backbone("resnet18", output_stride=stride)
+    feats = backbone(torch.rand(1, 3, 64, 64))
+    assert feats["layer4"].shape[-1] == 64 // stride
+    assert backbone.strides["layer4"] == stride
+    model = SegmentationModel(create_model("fcn8s", "resnet18", 3, output_stride=stride).config)
+    assert model(torch.rand(1, 3, 64, 64))["seg"].shape == (1, 3, 64, 64)
+
+
+def test_grayscale_input_and_backward() -> None:
+    model = create_model("fcn16s", "vgg16_narrow", num_classes=3, in_channels=1)
+    out = model(torch.rand(2, 1, 40, 50))["seg"]
+    out.sum().backward()
+    assert out.shape == (2, 3, 40, 50)
+
+
+def test_torchvision_state_dict_loads_and_is_adapted_to_grey_input(tmp_path) -> None:
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.safetensors"
+    save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, str(path))
+    backbone = create_backbone("resnet18", in_channels=1)
+    left_random = load_backbone_weights(backbone, path)
+    assert not [k for k in left_random if not k.endswith("num_batches_tracked")]
+    torch.testing.assert_close(backbone.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+    torch.testing.assert_close(backbone.conv1.weight, reference.conv1.weight.mean(dim=1, keepdim=True))
+
+
+def test_vgg_classifier_is_convolutionalised(tmp_path) -> None:
+    backbone = create_backbone("vgg16_narrow")
+    fc6 = backbone.fc.fc6
+    flat = torch.randn(fc6.out_channels, fc6.in_channels * 9)
+    path = tmp_path / "vgg.pth"
+    torch.save({"classifier.0.weight": flat, "classifier.0.bias": torch.zeros(fc6.out_channels)}, path)
+    load_backbone_weights(backbone, path)
+    torch.testing.assert_close(backbone.fc.fc6.weight, flat.reshape(fc6.weight.shape))
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (print, ("pickle code ran",))
+
+
+def test_pickled_code_is_refused(tmp_path, capsys) -> None:
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"conv1.weight": _Exploit()}, handle)
+    with pytest.raises(WeightsError, match="refused"):
+        load_backbone_weights(create_backbone("resnet18"), path)
+    assert "pickle code ran" not in capsys.readouterr().out
+
+
+def test_weights_that_match_nothing_are_an_error(tmp_path) -> None:
+    path = tmp_path / "other.safetensors"
+    save_file({"something.else": torch.zeros(3)}, str(path))
+    with pytest.raises(WeightsError, match="no tensor matches"):
+        load_backbone_weights(create_backbone("resnet18"), path)
