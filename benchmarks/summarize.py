@@ -1,0 +1,76 @@
+"""Render the result JSONs under benchmarks/results/ into the generated section of docs/results.md.
+
+Numbers in docs/results.md come only from here (never typed by hand). Usage: python benchmarks/summarize.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "results.md"
+START, END = "<!-- generated:start -->", "<!-- generated:end -->"
+
+
+def fmt(value: float | None, scale: float = 100.0) -> str:
+    return "-" if value is None else f"{scale * value:.1f}"
+
+
+def camvid_fcn_table() -> list[str]:
+    rows = [
+        "### CamVid FCN runs (`benchmarks/camvid_fcn.py`)",
+        "",
+        "| run | epochs | class weights | minutes | pixel acc | mean acc | mean IoU | fw IoU | mIoU flip-TTA"
+        " | trimap acc 2/5/10 px | date | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in sorted((RESULTS / "camvid_fcn").glob("*.json")):
+        r = json.loads(path.read_text())
+        v, c = r["val"], r["config"]
+        flip = r.get("val_flip_tta", {}).get("mean_iou")
+        trimap = "/".join(fmt(v.get(f"trimap_acc@{w}px")) for w in (2, 5, 10))
+        rows.append(
+            f"| {r['tag']} | {c['epochs']} | {c['class_weights']} | {r['wall_minutes_including_eval']} | "
+            f"{fmt(v['pixel_acc'])} | {fmt(v['mean_acc'])} | **{fmt(v['mean_iou'])}** | {fmt(v['fw_iou'])} | "
+            f"{fmt(flip)} | {trimap} | {r['date'][:10]} | `{r['command']}` |"
+        )
+    rows += ["", "Per-class IoU (%):", ""]
+    names = None
+    for path in sorted((RESULTS / "camvid_fcn").glob("*.json")):
+        r = json.loads(path.read_text())
+        per_class = r["val"]["per_class_iou_named"]
+        if names is None:
+            names = list(per_class)
+            rows += ["| run | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        rows.append(f"| {r['tag']} | " + " | ".join(fmt(per_class[n]) for n in names) + " |")
+    return rows
+
+
+def upper_bound_table() -> list[str]:
+    path = RESULTS / "iu_upper_bound.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    bounds = r["mean_iu_upper_bound"]
+    return [
+        f"### IU upper bound on CamVid {r['split']} (`benchmarks/iu_upper_bound.py`, Long §3.5)",
+        "",
+        "| factor | " + " | ".join(bounds) + " |",
+        "|---" * (len(bounds) + 1) + "|",
+        "| mean IU upper bound | " + " | ".join(fmt(v) for v in bounds.values()) + " |",
+    ]
+
+
+def main() -> None:
+    generated = "\n".join([START, "", *camvid_fcn_table(), "", *upper_bound_table(), "", END])
+    text = DOC.read_text() if DOC.exists() else f"# Results\n\n{START}\n{END}\n"
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(head + generated + tail)
+    print(f"updated {DOC}")
+
+
+if __name__ == "__main__":
+    main()

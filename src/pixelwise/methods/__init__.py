@@ -1,0 +1,1 @@
+"""One module per paper method: its loss, its sampler, its model wrapper (colorization first)."""
