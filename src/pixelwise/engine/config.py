@@ -88,7 +88,9 @@ class TrainConfig:
     device: str = option("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     threads: int | None = option(None, "CPU threads for torch (default: all cores of this process' share)")
     workers: int | None = option(None, "DataLoader worker processes (default: 0 on CPU, 4 on GPU)")
-    amp: bool = option(False, "mixed precision (bfloat16 autocast) on GPU")
+    amp: bool = option(
+        False, "mixed precision: bfloat16 autocast for the forward pass (GPU, or CPUs with AVX512-BF16/AMX)"
+    )
     log_every: int = option(10, "write a loss line to log.jsonl every N iterations")
     num_examples: int = option(4, "validation overlays saved as PNG at each evaluation")
 

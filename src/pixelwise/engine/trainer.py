@@ -224,12 +224,13 @@ class Trainer:
     # ----------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
         config = self.config
+        # Every rank checks (not only rank 0), so a refusal cannot leave the other ranks waiting in a collective.
+        if not config.resume and (self.output / "last.safetensors").exists():
+            raise TrainingError(
+                f"{self.output} already holds a run; pass --resume to continue it or pick another --output"
+            )
         if self.dist.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
-            if not config.resume and (self.output / "last.safetensors").exists():
-                raise TrainingError(
-                    f"{self.output} already holds a run; pass --resume to continue it or pick another --output"
-                )
             save_yaml(config.to_dict(), self.output / "config.yaml")
         if config.resume:
             self.resume()
@@ -287,8 +288,8 @@ class Trainer:
                 )
 
     def compute_loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        amp = self.config.amp and self.device.type == "cuda"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+        # bfloat16 autocast needs no loss scaling; on CPUs with AVX512-BF16/AMX it is ~1.6x faster (docs/results.md).
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
             logits = self.net(images)["seg"]
         return segmentation_loss(
             logits.float(), labels, self.loss_weights, self.info.ignore_index, self.config.loss_sampling
