@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 
 # torch/torchvision are pinned in pyproject.toml; on this machine they come from the local wheel cache.
 $(STAMP): pyproject.toml | $(PY)
@@ -16,10 +15,11 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pixelwise train --data synthetic --model fcn8s --backbone resnet18 --epochs 6 \
+	rm -rf runs/demo
+	$(VENV)/bin/pixelwise train --data synthetic --arch fcn8s --backbone resnet18 --epochs 6 \
 		--crop 96 128 --output runs/demo
-	$(VENV)/bin/pixelwise eval --checkpoint runs/demo/last --data synthetic --output runs/demo/eval
-	@echo "demo report: runs/demo/eval/metrics.json and runs/demo/eval/confusion.png"
+	$(VENV)/bin/pixelwise eval --checkpoint runs/demo --data synthetic --output runs/demo/eval
+	@echo "demo report: runs/demo/eval/report.html (metrics.json, confusion.png, examples/)"
 
 test: $(STAMP)
 	$(PY) -m pytest

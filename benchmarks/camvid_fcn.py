@@ -93,7 +93,7 @@ def flip_evaluation(trainer: Trainer) -> dict:
 
     options = EvalOptions(scales=(trainer.config.eval_scale,), flip=True)
     info = trainer.info
-    scores, _ = evaluate(
+    scores, _, _ = evaluate(
         trainer.model,
         trainer.val_loader,
         info.num_classes,

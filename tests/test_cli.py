@@ -85,7 +85,9 @@ def test_train_eval_predict_from_the_command_line(tmp_path: Path) -> None:
     assert (
         main(["eval", "--checkpoint", str(run), *common, "--flip", "--output", str(tmp_path / "eval")]) == 0
     )
-    assert (tmp_path / "eval" / "metrics.json").is_file() and (tmp_path / "eval" / "confusion.png").is_file()
+    for name in ("metrics.json", "confusion.png", "report.html", "examples/00.png"):
+        assert (tmp_path / "eval" / name).is_file(), name
+    assert "mean_iou" in (tmp_path / "eval" / "report.html").read_text()
     image = tmp_path / "street.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)).save(image)
     assert main(["predict", "--checkpoint", str(run), "--output", str(tmp_path / "pred"), str(image)]) == 0

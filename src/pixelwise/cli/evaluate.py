@@ -14,6 +14,8 @@ from pixelwise.engine.config import EvalConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
 from pixelwise.metrics import scores_to_json
+from pixelwise.report.examples import save_examples
+from pixelwise.report.html import write_report
 from pixelwise.report.images import save_confusion_png
 
 
@@ -32,10 +34,12 @@ def evaluate_checkpoint(config: EvalConfig) -> dict:
         raise ValueError(
             f"{config.data} has classes {list(dataset.info.class_names)} but {checkpoint} was trained on {trained_classes}"
         )
-    options = EvalOptions(tuple(config.scales), config.flip, config.window, tuple(config.boundary_widths))
+    options = EvalOptions(
+        tuple(config.scales), config.flip, config.window, tuple(config.boundary_widths), examples=4
+    )
     loader = DataLoader(dataset, batch_size=1)
     info = dataset.info
-    scores, cm = evaluate(
+    scores, cm, kept = evaluate(
         model.to(device), loader, info.num_classes, device, info.ignore_index, options, info.class_names
     )
     result = scores_to_json(scores)
@@ -43,8 +47,18 @@ def evaluate_checkpoint(config: EvalConfig) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(result, indent=2))
     save_confusion_png(cm, info.class_names, output / "confusion.png")
+    examples = save_examples(kept, info, output / "examples")
+    notes = f"checkpoint {checkpoint}, data {config.data} [{config.split}], scales {list(config.scales)}, flip {config.flip}"
+    write_report(
+        output / "report.html",
+        "pixelwise evaluation",
+        result,
+        info.class_names,
+        [output / "confusion.png", *examples],
+        notes,
+    )
     print(format_scores(result, info.class_names))
-    print(f"wrote {output / 'metrics.json'} and {output / 'confusion.png'}")
+    print(f"wrote {output / 'metrics.json'}, {output / 'confusion.png'} and {output / 'report.html'}")
     return result
 
 

@@ -7,7 +7,7 @@ prediction is upsampled back, so numbers are comparable across training resoluti
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,8 +26,7 @@ class EvalOptions:
     window: Sequence[int] | None = None
     boundary_widths: Sequence[int] = (2, 5, 10)
     progress: bool = True
-    examples: int = 0  # keep this many (image, prediction, label) triples for overlays
-    kept: list = field(default_factory=list)
+    examples: int = 0  # return this many (image, prediction, label) triples for overlays
 
 
 @torch.no_grad()
@@ -39,11 +38,12 @@ def evaluate(
     ignore_index: int = 255,
     options: EvalOptions | None = None,
     class_names: Sequence[str] | None = None,
-) -> tuple[dict, torch.Tensor]:
-    """Score ``model`` on ``loader``; returns (scores dict, confusion matrix). Sharded loaders are all-reduced."""
+) -> tuple[dict, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """Score ``model`` on ``loader``; returns (scores, confusion matrix, example triples). Shards are all-reduced."""
     options = options or EvalOptions()
     model.eval()
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
+    examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     boundary = BoundaryAccuracy(num_classes, options.boundary_widths, ignore_index)
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=not options.progress):
         images = images.to(device, non_blocking=True)
@@ -54,11 +54,11 @@ def evaluate(
         preds = probs.argmax(dim=1)
         cm += confusion_matrix(preds, labels, num_classes, ignore_index)
         boundary.update(preds, labels)
-        if len(options.kept) < options.examples:
-            options.kept.extend(zip(images.cpu(), preds.cpu(), labels.cpu()))
+        if len(examples) < options.examples:
+            examples.extend(zip(images.cpu(), preds.cpu(), labels.cpu()))
     all_reduce_sum(cm)
     for state in boundary.state_tensors():
         all_reduce_sum(state)
     scores = segmentation_scores(cm.cpu(), class_names)
     scores.update(boundary.compute())
-    return scores, cm.cpu()
+    return scores, cm.cpu(), examples[: options.examples]

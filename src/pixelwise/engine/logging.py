@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
+from pixelwise.metrics import scores_to_json
 
 
 class JsonlLogger:
@@ -32,7 +23,7 @@ class JsonlLogger:
             return
         record = {"time": round(time.time() - self.start, 3), **record}
         with open(self.path, "a") as handle:
-            handle.write(json.dumps(_jsonable(record)) + "\n")
+            handle.write(json.dumps(scores_to_json(record)) + "\n")
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -74,10 +72,3 @@ def class_weights(pixel_counts: torch.Tensor, mode: str) -> torch.Tensor | None:
 
 def total_iterations(epochs: int, iters_per_epoch: int) -> int:
     return max(1, epochs * iters_per_epoch)
-
-
-def format_eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"

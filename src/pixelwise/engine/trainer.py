@@ -25,6 +25,7 @@ from pixelwise.engine.config import TrainConfig, save_yaml
 from pixelwise.engine.distributed import DistInfo, init_distributed, resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
 from pixelwise.engine.logging import JsonlLogger
+from pixelwise.metrics import scores_to_json
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
 
@@ -251,7 +252,7 @@ class Trainer:
         if not scores:  # resumed a finished run
             scores = self.validate()
         if self.dist.is_main:
-            (self.output / "metrics.json").write_text(json.dumps(scores_json(scores), indent=2))
+            (self.output / "metrics.json").write_text(json.dumps(scores_to_json(scores), indent=2))
         return scores
 
     def train_one_epoch(self, iters_per_epoch: int, total: int) -> None:
@@ -299,7 +300,7 @@ class Trainer:
         options = EvalOptions(
             scales=(self.config.eval_scale,), progress=self.dist.is_main, examples=self.config.num_examples
         )
-        scores, cm = evaluate(
+        scores, _, examples = evaluate(
             self.model,
             self.val_loader,
             self.info.num_classes,
@@ -309,13 +310,13 @@ class Trainer:
             self.info.class_names,
         )
         self.log.write(
-            kind="val", iteration=self.state.iteration, **scores_json(scores), epoch=self.state.epoch
+            kind="val", iteration=self.state.iteration, **scores_to_json(scores), epoch=self.state.epoch
         )
         scores["epoch"] = self.state.epoch
         if self.dist.is_main:
             from pixelwise.report.examples import save_examples
 
-            save_examples(options.kept, self.info, self.output / "examples" / f"epoch{self.state.epoch:03d}")
+            save_examples(examples, self.info, self.output / "examples" / f"epoch{self.state.epoch:03d}")
             print(
                 f"epoch {self.state.epoch}: val mIoU {scores['mean_iou']:.4f} pixel acc {scores['pixel_acc']:.4f}"
             )
@@ -323,12 +324,6 @@ class Trainer:
             self.state.best_miou = scores["mean_iou"]
             self.save("best", with_training_state=False)
         return scores
-
-
-def scores_json(scores: dict[str, Any]) -> dict[str, Any]:
-    from pixelwise.metrics import scores_to_json
-
-    return scores_to_json(scores)
 
 
 def train(config: TrainConfig) -> dict[str, Any]:

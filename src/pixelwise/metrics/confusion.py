@@ -111,7 +111,7 @@ def segmentation_scores(cm: Tensor, class_names: Sequence[str] | None = None) ->
 
 
 def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):  # NaN (absent class) or inf: not valid JSON
         return None
     if isinstance(value, Mapping):
         return {k: _nan_to_none(v) for k, v in value.items()}
@@ -121,5 +121,5 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def scores_to_json(scores: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy of ``scores`` with every NaN float (nested in dicts/lists too) replaced by ``None``."""
+    """Copy of ``scores`` with every NaN/inf float (nested in dicts/lists too) replaced by ``None``."""
     return _nan_to_none(scores)
