@@ -9,19 +9,35 @@ from pathlib import Path
 from pixelwise.cli.options import add_dataclass_arguments, build_config
 from pixelwise.engine.config import EvalConfig, PredictConfig, TrainConfig
 
-Formatter = argparse.ArgumentDefaultsHelpFormatter
+
+def add_config_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str,
+    config_cls: type,
+    run,
+    yaml: bool = True,
+) -> argparse.ArgumentParser:
+    """A subcommand whose flags are the fields of ``config_cls`` (plus ``--config FILE.yaml``)."""
+    parser = sub.add_parser(name, help=help, description=description)
+    if yaml:
+        parser.add_argument("--config", help="YAML file of options (flags override it)")
+    add_dataclass_arguments(parser, config_cls)
+    parser.set_defaults(run=run)
+    return parser
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    add_config_command(
+        sub,
         "train",
-        help="train a segmentation model",
-        description="Train an FCN (Long thesis Ch. 3). Writes OUTPUT/config.yaml, log.jsonl, last.safetensors "
+        "train a segmentation model",
+        "Train an FCN (Long thesis Ch. 3). Writes OUTPUT/config.yaml, log.jsonl, last.safetensors "
         "(resumable) and best.safetensors (inference model). Under torchrun it trains data-parallel.",
+        TrainConfig,
+        run_train,
     )
-    parser.add_argument("--config", help="YAML file of options (flags override it)")
-    add_dataclass_arguments(parser, TrainConfig)
-    parser.set_defaults(run=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -33,15 +49,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def register_eval(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    add_config_command(
+        sub,
         "eval",
-        help="score a checkpoint on a labelled split",
-        description="Print and write all metrics (pixel acc, mean acc, mean IoU, fw IoU, per-class IoU, boundary "
-        "accuracy) as JSON plus a confusion-matrix PNG.",
+        "score a checkpoint on a labelled split",
+        "Print and write all metrics (pixel acc, mean acc, mean IoU, fw IoU, per-class IoU, boundary "
+        "accuracy) as JSON, a confusion-matrix PNG and an HTML report.",
+        EvalConfig,
+        run_eval,
     )
-    parser.add_argument("--config", help="YAML file of options (flags override it)")
-    add_dataclass_arguments(parser, EvalConfig)
-    parser.set_defaults(run=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -52,14 +68,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def register_predict(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = add_config_command(
+        sub,
         "predict",
-        help="predict label maps for images",
-        description="Write a colour-coded label PNG, an overlay PNG and a class-id PNG for every image.",
+        "predict label maps for images",
+        "Write a colour-coded label PNG, an overlay PNG and a class-id PNG for every image.",
+        PredictConfig,
+        run_predict,
+        yaml=False,
     )
     parser.add_argument("images", nargs="+", help="image files (PNG/JPEG) or folders of images")
-    add_dataclass_arguments(parser, PredictConfig)
-    parser.set_defaults(run=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
