@@ -170,3 +170,14 @@ def test_train_and_eval_on_a_few_real_camvid_frames(tmp_path: Path, camvid_root:
     scores = run.fit()
     assert 0.0 <= scores["mean_iou"] <= 1.0
     assert scores["present"][3]  # road is in every frame
+
+
+@pytest.mark.slow
+def test_grayscale_training_and_prediction(tmp_path: Path) -> None:
+    """--in-channels 1 trains on lightness from the RGB data (the colorization-transfer setting)."""
+    scores = Trainer(tiny_config(tmp_path / "grey", in_channels=1, epochs=1)).fit()
+    assert 0.0 <= scores["mean_iou"] <= 1.0
+    model, meta = build_model_from_checkpoint(tmp_path / "grey")
+    assert meta["model"]["in_channels"] == 1
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 30, 40))["seg"].shape == (1, 6, 30, 40)

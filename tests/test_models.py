@@ -85,6 +85,10 @@ def test_grayscale_input_and_backward() -> None:
     out = model(torch.rand(2, 1, 40, 50))["seg"]
     out.sum().backward()
     assert out.shape == (2, 3, 40, 50)
+    rgb = torch.rand(1, 3, 40, 50)  # RGB input to a grey model is converted to lightness L = (R+G+B)/3
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(rgb)["seg"], model(rgb.mean(dim=1, keepdim=True))["seg"])
 
 
 def test_torchvision_state_dict_loads_and_is_adapted_to_grey_input(tmp_path) -> None:

@@ -41,14 +41,11 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     model, meta = build_model_from_checkpoint(config.checkpoint)
     model.to(device)
     palette = [tuple(c) for c in meta["dataset"]["palette"]]
-    in_channels = meta["model"]["in_channels"]
     output = Path(config.output)
     written = []
     for path in tqdm(expand_inputs(inputs), desc="predict"):
         image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float() / 255
-        batch = image[None].to(device)
-        if in_channels == 1:
-            batch = batch.mean(dim=1, keepdim=True)
+        batch = image[None].to(device)  # grey models convert RGB to lightness themselves
         probs = predict_probabilities(model, batch, config.scales, config.flip, config.window)
         labels = probs.argmax(dim=1)[0].cpu()
         written.append(save_png(colorize_labels(labels, palette), output / f"{path.stem}_labels.png"))

@@ -70,8 +70,12 @@ class SegmentationModel(nn.Module):
         return self.taps.backbone
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Standardise and zero-pad (zero = the mean colour) to a multiple of the backbone stride."""
+        """(Grey models: RGB -> lightness,) standardise and zero-pad (zero = the mean colour) to a multiple of the stride."""
         height, width = images.shape[-2:]
+        if (
+            self.config.in_channels == 1 and images.shape[1] == 3
+        ):  # grey models take L = (R+G+B)/3 (Larsson §2.3.1)
+            images = images.mean(dim=1, keepdim=True)
         x = (images - self.mean) / self.std
         stride = self.taps.backbone.output_stride
         pad_h, pad_w = -height % stride, -width % stride
