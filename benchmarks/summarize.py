@@ -48,6 +48,34 @@ def camvid_fcn_table() -> list[str]:
     return rows
 
 
+def seed_summary() -> list[str]:
+    """Mean +- std over seeds for runs whose tags differ only in the seed."""
+    groups: dict[str, list[dict]] = {}
+    for path in sorted((RESULTS / "camvid_fcn").glob("*.json")):
+        r = json.loads(path.read_text())
+        groups.setdefault(r["tag"].rsplit("_seed", 1)[0], []).append(r)
+    rows = [
+        "Over seeds (mean +- sample std, %):",
+        "",
+        "| runs | seeds | mean IoU | trimap acc 2 px |",
+        "|---|---|---|---|",
+    ]
+    for name, runs in groups.items():
+        rows.append(
+            f"| {name} | {len(runs)} | {_mean_std([r['val']['mean_iou'] for r in runs])} | "
+            f"{_mean_std([r['val']['trimap_acc@2px'] for r in runs])} |"
+        )
+    return rows
+
+
+def _mean_std(values: list[float]) -> str:
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return f"{100 * mean:.1f}"
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{100 * mean:.1f} +- {100 * std:.1f}"
+
+
 def upper_bound_table() -> list[str]:
     path = RESULTS / "iu_upper_bound.json"
     if not path.exists():
@@ -64,7 +92,9 @@ def upper_bound_table() -> list[str]:
 
 
 def main() -> None:
-    generated = "\n".join([START, "", *camvid_fcn_table(), "", *upper_bound_table(), "", END])
+    generated = "\n".join(
+        [START, "", *camvid_fcn_table(), "", *seed_summary(), "", *upper_bound_table(), "", END]
+    )
     text = DOC.read_text() if DOC.exists() else f"# Results\n\n{START}\n{END}\n"
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
