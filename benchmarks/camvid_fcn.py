@@ -92,7 +92,7 @@ def flip_evaluation(trainer: Trainer) -> dict:
     from pixelwise.engine.evaluate import EvalOptions, evaluate
 
     options = EvalOptions(scales=(trainer.config.eval_scale,), flip=True)
-    info = trainer.info
+    info = trainer.task.info
     scores, _, _ = evaluate(
         trainer.model,
         trainer.val_loader,

@@ -11,7 +11,8 @@ import torch
 from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import class_weights, learning_rate
-from pixelwise.engine.trainer import Trainer, TrainingError, segmentation_loss
+from pixelwise.engine.trainer import Trainer, TrainingError
+from pixelwise.methods.segmentation import segmentation_loss
 
 TINY = "synthetic:16:48x64"
 

@@ -48,7 +48,7 @@ def test_zero_initialised_16s_and_8s_reproduce_their_parent(backbone: str) -> No
         assert torch.equal(ours.argmax(dim=1), theirs.argmax(dim=1))
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0.15 * float(theirs.abs().max()))
         # Before the final fixed upsampling the fused map is exactly the parent's map, upsampled by the deconv.
-        taps = child.taps(child.normalize(x))
+        taps = child.taps(child.inputs(x))
         coarse = parent.head.scores[parent.head.names[0]](taps[parent.head.names[0]])
         fused = child.head.fuse(taps)
         expected = coarse

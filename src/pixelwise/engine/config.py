@@ -23,7 +23,9 @@ def option(default: Any, help: str, **extra: Any) -> Any:
 
 
 @dataclass
-class TrainConfig:
+class RunConfig:
+    """Options every training run shares (supervised training and self-supervised pretraining alike)."""
+
     data: str = option(
         "synthetic", "training data: 'synthetic', 'camvid:PATH', a list file, or 'folders:IMAGES:LABELS'"
     )
@@ -31,13 +33,9 @@ class TrainConfig:
     output: str = option(
         "runs/train", "run folder: config.yaml, log.jsonl, last/best checkpoints, example PNGs"
     )
-    arch: str = option("fcn8s", "segmentation architecture", choices=("fcn32s", "fcn16s", "fcn8s"))
     backbone: str = option("resnet18", "backbone (see `pixelwise models`)")
     output_stride: int = option(
         32, "backbone output stride; 16 or 8 dilates ResNet stages", choices=(8, 16, 32)
-    )
-    in_channels: int = option(
-        3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
     )
     epochs: int = option(30, "training epochs")
     batch_size: int = option(8, "images per optimiser step per process (before --accumulate)")
@@ -53,7 +51,6 @@ class TrainConfig:
     scale: list[float] = option([0.5, 2.0], "random scale jitter range applied before cropping")
     hflip: bool = option(True, "random horizontal flips")
     color_jitter: float = option(0.2, "brightness/contrast/saturation jitter strength (0 disables)")
-    labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
     optimizer: str = option("adamw", "optimiser", choices=("sgd", "adamw"))
     lr: float = option(2e-3, "base learning rate")
     momentum: float = option(0.9, "SGD momentum (Long §3.3.5: 0.9 at batch 20)")
@@ -63,16 +60,6 @@ class TrainConfig:
     poly_power: float = option(0.9, "poly schedule: lr = base * (1 - t/T)^power")
     step_epochs: list[int] = option([], "step schedule: epochs at which the lr is divided by 10")
     warmup_iters: int = option(0, "linear warm-up iterations")
-    class_weights: str = option(
-        "none", "class weighting of the loss", choices=("none", "median-frequency", "inverse-frequency")
-    )
-    loss_sampling: float = option(1.0, "keep each pixel's loss with this probability (Long §3.3.4; 1 = off)")
-    init_from: str | None = option(
-        None, "initialise from a checkpoint (e.g. a trained 32s to build a 16s: staged training)"
-    )
-    init_lr_scale: float = option(
-        0.01, "with --init-from of a coarser FCN: multiply --lr by this (Long: lr / 100)"
-    )
     weights: str | None = option(
         None, "initial backbone weights file (.safetensors or torchvision .pth); never downloaded"
     )
@@ -93,9 +80,64 @@ class TrainConfig:
     )
     log_every: int = option(10, "write a loss line to log.jsonl every N iterations")
     num_examples: int = option(4, "validation overlays saved as PNG at each evaluation")
+    freeze: str = option(
+        "none",
+        "freeze backbone layers: 'none', 'backbone' (train the head only) or a stage name such as 'layer3' "
+        "(freeze the stem up to and including it); frozen BatchNorm layers keep their statistics",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainConfig(RunConfig):
+    """Supervised dense labelling (``pixelwise train``)."""
+
+    arch: str = option("fcn8s", "segmentation architecture", choices=("fcn32s", "fcn16s", "fcn8s"))
+    in_channels: int = option(
+        3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
+    )
+    labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
+    class_weights: str = option(
+        "none", "class weighting of the loss", choices=("none", "median-frequency", "inverse-frequency")
+    )
+    loss_sampling: float = option(1.0, "keep each pixel's loss with this probability (Long §3.3.4; 1 = off)")
+    init_from: str | None = option(
+        None, "initialise from a checkpoint (e.g. a trained 32s to build a 16s: staged training)"
+    )
+    init_lr_scale: float = option(
+        0.01, "with --init-from of a coarser FCN: multiply --lr by this (Long: lr / 100)"
+    )
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    """Self-supervised pretraining on images without labels (``pixelwise pretrain``)."""
+
+    method: str = option("colorization", "pretext task", choices=("colorization",))
+    output: str = option(
+        "runs/pretrain", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples"
+    )
+    splits: list[str] = option(
+        ["train", "val"],
+        "splits of --data whose images (never labels) are used for pretraining; validation uses split 'val'",
+    )
+    scale: list[float] = option(
+        [1.0, 1.5], "random scale jitter range before cropping (>= 1 so crops never need padding)"
+    )
+    color_jitter: float = option(
+        0.0, "brightness/contrast/saturation jitter (0: keep the colours to predict)"
+    )
+    loss: str = option(
+        "hue-chroma",
+        "colorization target: hue/chroma histograms (Eq. 2.3), Lab a/b histograms, or L2 regression on ab",
+        choices=("hue-chroma", "lab", "l2"),
+    )
+    samples: int = option(128, "sparse hypercolumn points per image per step (Larsson Table 2.1: 64-256)")
+    window: int = option(7, "R x R window of the target histograms (R = 1: plain log loss)")
+    hidden: int = option(1024, "width of the hypercolumn head's hidden layer")
+    taps: list[str] = option([], "backbone stages in the hypercolumn (default: all stages)")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

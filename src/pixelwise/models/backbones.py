@@ -207,3 +207,27 @@ def create_backbone(name: str, in_channels: int = 3, output_stride: int = 32) ->
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(BACKBONES)}")
     return BACKBONES[name](in_channels=in_channels, output_stride=output_stride)
+
+
+def freeze_stages(backbone: Backbone, upto: str) -> list[nn.Module]:
+    """Freeze the stages from the stem up to and including ``upto`` ('backbone' = all, 'none' = nothing).
+
+    Returns the frozen modules: the training loop keeps them in eval mode, so their BatchNorm statistics stay
+    those of pretraining (Larsson Table 3.6 compares fine-tuning none / some / all layers).
+    """
+    if upto == "none":
+        return []
+    names = backbone.stage_names
+    target = names[-1] if upto == "backbone" else upto
+    if target not in names:
+        raise ValueError(
+            f"--freeze {upto!r}: not a stage of {type(backbone).__name__}; use none, backbone or one of "
+            f"{', '.join(names)}"
+        )
+    frozen = []
+    for name, module in backbone.stage_modules().items():
+        module.requires_grad_(False)
+        frozen.append(module)
+        if name == target:
+            break
+    return frozen

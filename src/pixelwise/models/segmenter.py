@@ -1,7 +1,6 @@
 """The segmentation model: normalise -> pad -> backbone taps -> head -> crop, rebuilt from its ``ModelConfig``.
 
-The model owns its input normalisation, so every caller (train, eval, predict, export) feeds images in [0, 1],
-and pads to a multiple of the backbone stride, so any input size works (peers' "divisible by 32" errors).
+Input normalisation and padding live in :class:`~pixelwise.models.inputs.InputNormalizer` (shared by every model).
 """
 
 from __future__ import annotations
@@ -10,15 +9,12 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.heads.fcn import FCNHead
+from pixelwise.models.inputs import InputNormalizer
 from pixelwise.models.taps import FeatureTaps
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Which backbone stages each FCN variant fuses (Long §3.3.3): stride 32 only, + 16, + 8.
 FCN_TAPS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -40,7 +36,7 @@ class ModelConfig:
     output_stride: int = 32
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {"kind": "segmentation", **dataclasses.asdict(self)}
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
@@ -60,30 +56,15 @@ class SegmentationModel(nn.Module):
         family = "vgg" if config.backbone.startswith("vgg") else "resnet"
         self.taps = FeatureTaps(backbone, FCN_TAPS[config.arch][family])
         self.head = FCNHead(self.taps.channels, self.taps.strides, config.num_classes)
-        mean = IMAGENET_MEAN if config.in_channels == 3 else (sum(IMAGENET_MEAN) / 3,) * config.in_channels
-        std = IMAGENET_STD if config.in_channels == 3 else (sum(IMAGENET_STD) / 3,) * config.in_channels
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.inputs = InputNormalizer(config.in_channels, backbone.output_stride)
 
     @property
     def backbone(self) -> nn.Module:
         return self.taps.backbone
 
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """(Grey models: RGB -> lightness,) standardise and zero-pad (zero = the mean colour) to a multiple of the stride."""
-        height, width = images.shape[-2:]
-        if (
-            self.config.in_channels == 1 and images.shape[1] == 3
-        ):  # grey models take L = (R+G+B)/3 (Larsson §2.3.1)
-            images = images.mean(dim=1, keepdim=True)
-        x = (images - self.mean) / self.std
-        stride = self.taps.backbone.output_stride
-        pad_h, pad_w = -height % stride, -width % stride
-        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
-
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         height, width = images.shape[-2:]
-        x = self.normalize(images)
+        x = self.inputs(images)
         outputs = self.head(self.taps(x), size=x.shape[-2:])
         return {key: value[..., :height, :width] for key, value in outputs.items()}
 

@@ -1,0 +1,53 @@
+"""The engine's one method hook: a ``Task`` says what a run trains and how it is scored.
+
+The training loop (:class:`~pixelwise.engine.trainer.Trainer`) is the same for every paper: it owns devices,
+DDP, the optimiser, the schedule, checkpoints, resume and logging. A task supplies the rest: its datasets, its
+model, its loss on one batch, and its validation. Supervised segmentation (Long), colorization pretraining
+(Larsson) and the methods that follow are tasks; none of them reaches into the loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+
+class Task(Protocol):
+    """What one kind of run optimises; see :mod:`pixelwise.methods` for implementations."""
+
+    #: key of ``validate``'s scores that selects ``best.safetensors`` (higher is better)
+    score_key: str
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        """(train, val) datasets yielding ``(image, target dict)``."""
+        ...
+
+    def build_model(self) -> tuple[nn.Module, float]:
+        """The model (with a ``backbone`` attribute and a ``config.to_dict()``) and its base learning rate."""
+        ...
+
+    def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Scalar loss of one batch; ``net`` may be the DDP wrapper of the model."""
+        ...
+
+    def validate(
+        self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
+    ) -> tuple[dict[str, Any], list[Any]]:
+        """(scores, examples) over the validation loader, all-reduced across processes."""
+        ...
+
+    def save_examples(self, examples: list[Any], folder: Path) -> None:
+        """Write the examples returned by :meth:`validate` as PNGs people can look at."""
+        ...
+
+    def summary(self, scores: dict[str, Any]) -> str:
+        """One line for the console after each validation."""
+        ...
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON metadata stored in checkpoints besides the model config (classes, palette, ...)."""
+        ...

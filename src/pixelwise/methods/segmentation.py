@@ -1,0 +1,185 @@
+"""Supervised dense labelling (Long thesis §3.3): per-pixel softmax cross-entropy on labelled images.
+
+The task behind ``pixelwise train``: datasets (optionally a seeded labelled fraction, for label-scarce regimes),
+the segmentation model (optionally initialised from a coarser FCN for staged training, §3.3.4, or from a
+self-supervised checkpoint's backbone with a new head), the loss and mean-IoU validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms
+from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.evaluate import EvalOptions, evaluate
+from pixelwise.models import ModelConfig, SegmentationModel
+from pixelwise.models.weights import load_backbone_weights
+
+BACKBONE_PREFIX = (
+    "taps.backbone."  # every model reads its backbone through FeatureTaps (same state-dict keys)
+)
+
+
+class InitError(ValueError):
+    """An ``--init-from`` checkpoint does not fit the model being trained."""
+
+
+def labelled_subset(dataset: Any, fraction: float, seed: int) -> Any:
+    """A seeded random subset with ``fraction`` of the images (label-scarce regimes); the same for every run."""
+    if fraction >= 1.0:
+        return dataset
+    count = max(1, round(len(dataset) * fraction))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    subset = Subset(dataset, sorted(order[:count].tolist()))
+    subset.info = dataset.info  # type: ignore[attr-defined]
+    return subset
+
+
+def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
+    """Per-class pixel counts of the (untransformed) training labels, for class weighting."""
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    indices = dataset.indices if isinstance(dataset, Subset) else range(len(dataset))
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    for index in indices:
+        label = base.load_label(index).long().flatten()  # untransformed, as stored
+        counts += torch.bincount(label[label < num_classes], minlength=num_classes)
+    return counts
+
+
+def segmentation_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, ignore_index: int, keep: float
+) -> torch.Tensor:
+    """Per-pixel softmax cross-entropy (Long §3.3.4), optional class weights and loss sampling.
+
+    Averaged over the (weighted) labelled pixels like PyTorch's "mean", except that a batch with no labelled pixel
+    (an all-void crop) gives 0 instead of NaN, so it cannot stop a run.
+    """
+    if keep < 1.0:  # drop each cell's loss with probability 1 - keep, i.e. mark it ignored
+        labels = labels.masked_fill(torch.rand_like(labels, dtype=torch.float) >= keep, ignore_index)
+    total = F.cross_entropy(logits, labels, weight=weights, ignore_index=ignore_index, reduction="sum")
+    valid = labels != ignore_index
+    denominator = weights[labels[valid]].sum() if weights is not None else valid.sum()
+    return total / denominator.clamp(min=1e-12)
+
+
+def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
+    """Load ``path`` into ``model``; returns True when it was a coarser/other FCN (staged training, lr / 100).
+
+    A segmentation checkpoint loads every weight that fits (a 32s into a 16s leaves the new score layer at its
+    zero init). Any other checkpoint (e.g. colorization pretraining) gives its backbone only: the head is new.
+    """
+    parent = load_checkpoint(path)
+    parent_model = parent.meta.get("model", {})
+    if parent_model.get("kind", "segmentation") != "segmentation":
+        return _load_backbone(model, parent.model_state, parent_model, path)
+    _, unexpected = model.load_state_dict(parent.model_state, strict=False)
+    if unexpected:
+        raise InitError(
+            f"{path}: weights {unexpected[:5]}... do not fit {model.config.arch}/{model.config.backbone}"
+        )
+    return parent_model.get("arch") != model.config.arch
+
+
+def _load_backbone(model: SegmentationModel, state: dict, parent_model: dict, path: str) -> bool:
+    for key in ("backbone", "in_channels"):
+        mine, theirs = getattr(model.config, key), parent_model.get(key)
+        if theirs is not None and mine != theirs:
+            hint = (
+                " (colorization models see grey input: pass --in-channels 1)" if key == "in_channels" else ""
+            )
+            raise InitError(f"{path}: {key} is {theirs!r} there but {mine!r} here{hint}")
+    backbone = {k[len(BACKBONE_PREFIX) :]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
+    if not backbone:
+        raise InitError(f"{path}: no backbone weights ({BACKBONE_PREFIX}*) in this checkpoint")
+    model.backbone.load_state_dict(backbone)
+    return False
+
+
+class SegmentationTask:
+    """``pixelwise train``: softmax cross-entropy on label maps, scored by validation mean IoU."""
+
+    score_key = "mean_iou"
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.info: DatasetInfo | None = None
+        self.loss_weights: torch.Tensor | None = None
+
+    def datasets(self) -> tuple[Dataset, Dataset]:
+        config = self.config
+        base_size = tuple(config.base_size) if config.base_size else None
+        train_tf = train_transforms(
+            tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
+        )
+        train = build_dataset(config.data, "train", size=base_size, transform=train_tf)
+        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms())
+        train.preload(progress=False)
+        val.preload(progress=False)
+        self.info = train.info
+        subset = labelled_subset(train, config.labels_fraction, config.seed)
+        if config.class_weights != "none":
+            from pixelwise.engine.optim import class_weights
+
+            counts = label_pixel_counts(subset, self.info.num_classes)
+            self.loss_weights = class_weights(counts, config.class_weights)
+        return subset, val
+
+    def build_model(self) -> tuple[SegmentationModel, float]:
+        config = self.config
+        assert self.info is not None, "datasets() first: the model's class count comes from the data"
+        model = SegmentationModel(
+            ModelConfig(
+                config.arch, config.backbone, self.info.num_classes, config.in_channels, config.output_stride
+            )
+        )
+        lr = config.lr
+        if config.weights:
+            load_backbone_weights(model.backbone, config.weights)
+        if config.init_from and init_from_checkpoint(model, config.init_from):
+            lr *= config.init_lr_scale
+        return model, lr
+
+    def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = net(images)["seg"].float()
+        weights = self.loss_weights.to(logits.device) if self.loss_weights is not None else None
+        return segmentation_loss(
+            logits, targets["seg"], weights, self.info.ignore_index, self.config.loss_sampling
+        )
+
+    def validate(
+        self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
+    ) -> tuple[dict[str, Any], list[Any]]:
+        options = EvalOptions(
+            scales=(self.config.eval_scale,), progress=progress, examples=self.config.num_examples
+        )
+        info = self.info
+        scores, _, examples = evaluate(
+            model, loader, info.num_classes, device, info.ignore_index, options, info.class_names
+        )
+        return scores, examples
+
+    def save_examples(self, examples: list[Any], folder: Path) -> None:
+        from pixelwise.report.examples import save_examples
+
+        save_examples(examples, self.info, folder)
+
+    def summary(self, scores: dict[str, Any]) -> str:
+        return f"val mIoU {scores['mean_iou']:.4f} pixel acc {scores['pixel_acc']:.4f}"
+
+    def metadata(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "dataset": {
+                "name": info.name,
+                "class_names": list(info.class_names),
+                "palette": [list(c) for c in info.palette],
+                "ignore_index": info.ignore_index,
+            }
+        }

@@ -1,0 +1,35 @@
+"""Input handling shared by every model: RGB -> lightness for grey models, standardisation, stride padding.
+
+Models own their input normalisation, so every caller (train, eval, predict, colorize, export) feeds images in
+[0, 1], and they pad to a multiple of the backbone stride, so any input size works (peers' "divisible by 32").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class InputNormalizer(nn.Module):
+    """``[N, 3 or 1, H, W]`` in [0, 1] -> standardised, zero-padded (zero = the mean) to a multiple of ``stride``."""
+
+    def __init__(self, in_channels: int, stride: int) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.stride = stride
+        mean = IMAGENET_MEAN if in_channels == 3 else (sum(IMAGENET_MEAN) / 3,) * in_channels
+        std = IMAGENET_STD if in_channels == 3 else (sum(IMAGENET_STD) / 3,) * in_channels
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        height, width = images.shape[-2:]
+        if self.in_channels == 1 and images.shape[1] == 3:  # grey models take L = (R+G+B)/3 (Larsson §2.3.1)
+            images = images.mean(dim=1, keepdim=True)
+        x = (images - self.mean) / self.std
+        pad_h, pad_w = -height % self.stride, -width % self.stride
+        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
