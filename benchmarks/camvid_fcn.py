@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-
-import torch
 
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
-CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CAMVID, ROOT, parse_overrides, result_record, write_result  # noqa: E402
 
 
 def recipe(arch: str, seed: int, epochs: int, output: Path, extra: dict) -> TrainConfig:
@@ -67,20 +63,15 @@ def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict
     scores = trainer.fit()
     minutes = (time.time() - started) / 60
     flip_scores = flip_evaluation(trainer)
-    result = {
-        "benchmark": "camvid_fcn",
-        "tag": tag,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
-        "wall_minutes_including_eval": round(minutes, 2),
-        "resumed": config.resume,
-        "config": config.to_dict(),
-        "val": {k: v for k, v in scores.items() if k not in ("per_class_acc",)},
-        "val_flip_tta": {k: v for k, v in flip_scores.items() if k not in ("per_class_acc",)},
-    }
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(_clean(result), indent=2))
+    result = result_record(
+        "camvid_fcn",
+        tag,
+        config,
+        minutes,
+        val={k: v for k, v in scores.items() if k != "per_class_acc"},
+        val_flip_tta={k: v for k, v in flip_scores.items() if k != "per_class_acc"},
+    )
+    write_result(result_path, result)
     print(
         f"{tag}: val mIoU {scores['mean_iou']:.4f} (flip TTA {flip_scores['mean_iou']:.4f}) in {minutes:.1f} min"
     )
@@ -105,16 +96,6 @@ def flip_evaluation(trainer: Trainer) -> dict:
     return scores
 
 
-def _clean(value):
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,9 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     if not CAMVID.is_dir():
         sys.exit(f"CamVid not found at {CAMVID}; this benchmark needs ../shared/data/camvid")
-    import yaml
-
-    extra = {k.replace("-", "_"): yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    extra = parse_overrides(args.set)
     for seed in args.seeds:
         for arch in args.arch:
             run_one(arch, seed, args, extra)

@@ -13,7 +13,7 @@ from pixelwise.cli.main import build_parser, main
 from pixelwise.cli.options import build_config
 from pixelwise.engine.config import TrainConfig
 
-SUBCOMMANDS = ("train", "eval", "predict", "datasets", "models")
+SUBCOMMANDS = ("train", "pretrain", "eval", "predict", "colorize", "datasets", "models")
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -25,10 +25,11 @@ def test_every_subcommand_explains_itself(command: str, capsys) -> None:
     assert len(REGISTER) == len(SUBCOMMANDS)
 
 
-def test_every_train_flag_has_help() -> None:
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_flag_has_help(command: str) -> None:
     parser = build_parser()
-    train = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
-    for action in train._actions:
+    sub = parser._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
+    for action in sub._actions:
         assert action.help and action.help.strip(), action.dest
 
 

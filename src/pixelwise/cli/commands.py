@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.engine.config import EvalConfig, PredictConfig, TrainConfig
+from pixelwise.engine.config import ColorizeConfig, EvalConfig, PredictConfig, PretrainConfig, TrainConfig
 
 
 def add_config_command(
@@ -45,6 +45,51 @@ def run_train(args: argparse.Namespace) -> int:
 
     scores = train(build_config(TrainConfig, args))
     print(json.dumps({k: scores[k] for k in ("mean_iou", "pixel_acc", "mean_acc", "fw_iou")}, indent=2))
+    return 0
+
+
+def register_pretrain(sub: argparse._SubParsersAction) -> None:
+    add_config_command(
+        sub,
+        "pretrain",
+        "self-supervised pretraining on images without labels",
+        "Pretrain a backbone with a pretext task. colorization (Larsson thesis Ch. 2-3): a grey-input network "
+        "predicts hue/chroma (or Lab) histograms at sparse hypercolumn points; validated by PSNR against the "
+        "grey images. The checkpoint colorizes images (`pixelwise colorize`) and initialises segmentation "
+        "(`pixelwise train --init-from RUN --in-channels 1`).",
+        PretrainConfig,
+        run_pretrain,
+    )
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from pixelwise.engine.trainer import train
+    from pixelwise.methods.colorization import ColorizationTask
+
+    config = build_config(PretrainConfig, args)
+    scores = train(config, ColorizationTask(config))
+    print(json.dumps({k: v for k, v in scores.items() if isinstance(v, (int, float))}, indent=2))
+    return 0
+
+
+def register_colorize(sub: argparse._SubParsersAction) -> None:
+    parser = add_config_command(
+        sub,
+        "colorize",
+        "colorize images with a colorization checkpoint",
+        "Write NAME_color.png for every image (colours predicted from its lightness). For colour inputs also "
+        "write NAME_panel.png (grey | colorization | original) and print the PSNR against the grey images.",
+        ColorizeConfig,
+        run_colorize,
+        yaml=False,
+    )
+    parser.add_argument("images", nargs="+", help="image files (PNG/JPEG) or folders of images")
+
+
+def run_colorize(args: argparse.Namespace) -> int:
+    from pixelwise.cli.colorize import colorize_images
+
+    colorize_images(build_config(ColorizeConfig, args), [Path(p) for p in args.images])
     return 0
 
 
@@ -126,4 +171,12 @@ def run_models(args: argparse.Namespace) -> int:
     return describe_models(args.rf, args.num_classes)
 
 
-REGISTER = [register_train, register_eval, register_predict, register_datasets, register_models]
+REGISTER = [
+    register_train,
+    register_pretrain,
+    register_eval,
+    register_predict,
+    register_colorize,
+    register_datasets,
+    register_models,
+]

@@ -1,4 +1,4 @@
-"""``pixelwise`` console script: subcommands train, eval, predict, datasets, models."""
+"""``pixelwise`` console script: subcommands train, pretrain, eval, predict, colorize, datasets, models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pixelwise.cli import commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelwise",
-        description="Pixel-wise prediction with scarce labels: FCN training, evaluation and prediction.",
+        description="Pixel-wise prediction with scarce labels: FCN training, colorization pretraining, evaluation, prediction.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

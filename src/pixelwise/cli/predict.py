@@ -39,6 +39,10 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         raise ValueError("predict needs --checkpoint")
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(config.checkpoint)
+    if meta["model"].get("kind", "segmentation") != "segmentation":
+        raise ValueError(
+            f"{config.checkpoint}: a {meta['model']['kind']} checkpoint; use `pixelwise colorize`"
+        )
     model.to(device)
     palette = [tuple(c) for c in meta["dataset"]["palette"]]
     output = Path(config.output)

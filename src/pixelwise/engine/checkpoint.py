@@ -125,10 +125,18 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 
 def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes, weights loaded, in eval mode; returns (model, meta)."""
+    """Rebuild the model a checkpoint describes (segmentation or colorization), weights loaded, in eval mode."""
+    from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
     from pixelwise.models import ModelConfig, SegmentationModel
 
     checkpoint = load_checkpoint(path)
-    model = SegmentationModel(ModelConfig.from_dict(checkpoint.meta["model"]))
+    described = checkpoint.meta["model"]
+    kind = described.get("kind", "segmentation")
+    if kind == "colorization":
+        model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))
+    elif kind == "segmentation":
+        model = SegmentationModel(ModelConfig.from_dict(described))
+    else:
+        raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
     model.load_state_dict(checkpoint.model_state)
     return model.eval(), checkpoint.meta

@@ -104,7 +104,9 @@ class TrainConfig(RunConfig):
     )
     loss_sampling: float = option(1.0, "keep each pixel's loss with this probability (Long §3.3.4; 1 = off)")
     init_from: str | None = option(
-        None, "initialise from a checkpoint (e.g. a trained 32s to build a 16s: staged training)"
+        None,
+        "initialise from a checkpoint: a coarser FCN (staged training, lr x --init-lr-scale) or a pretrained "
+        "run, e.g. colorization (its backbone only, new head; grey models: --in-channels 1)",
     )
     init_lr_scale: float = option(
         0.01, "with --init-from of a coarser FCN: multiply --lr by this (Long: lr / 100)"
@@ -183,4 +185,17 @@ class PredictConfig:
     flip: bool = option(False, "average with the horizontally flipped prediction")
     window: list[int] | None = option(None, "sliding-window inference with H W tiles (1/3 overlap)")
     alpha: float = option(0.5, "overlay opacity of the label colours")
+    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
+
+
+@dataclass
+class ColorizeConfig:
+    checkpoint: str = option("", "colorization checkpoint file or run folder (from `pixelwise pretrain`)")
+    output: str = option(
+        "colorized",
+        "folder for NAME_color.png and, for colour inputs, NAME_panel.png (grey | colorization | original)",
+    )
+    infer_scale: float = option(
+        1.0, "run the network at this fraction of the image size (colour is upsampled, lightness kept)"
+    )
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")

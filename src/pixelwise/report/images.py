@@ -48,7 +48,7 @@ def colorize_labels(
     return out
 
 
-def _image_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
+def to_uint8_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """[3, H, W] float tensor in [0, 1] (or an [H, W, 3] array, uint8 or float in [0, 1]) -> uint8 [H, W, 3]."""
     arr = _to_numpy(image)
     if isinstance(image, torch.Tensor) and arr.ndim == 3 and arr.shape[0] == 3:
@@ -68,7 +68,7 @@ def overlay(
     ignore_index: int = 255,
 ) -> np.ndarray:
     """Blend label colours over the image: ``(1 - alpha) * image + alpha * colour``; ignore pixels unchanged."""
-    img = _image_uint8(image)
+    img = to_uint8_image(image)
     colors = colorize_labels(label, palette, ignore_index)
     if colors.shape != img.shape:
         raise ValueError(f"image {img.shape[:2]} and label {colors.shape[:2]} sizes differ")

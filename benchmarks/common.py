@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmark scripts: paths, result records (command, machine, date) and JSON writing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = ROOT.parent / "shared" / "data" / "camvid"
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings (YAML values) -> config overrides."""
+    return {k.replace("-", "_"): yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
+
+
+def machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".replace(
+        "  ", " "
+    )
+
+
+def result_record(benchmark: str, tag: str, config: Any, minutes: float, **values: Any) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "tag": tag,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "wall_minutes_including_eval": round(minutes, 2),
+        "resumed": bool(getattr(config, "resume", False)),
+        "config": config.to_dict(),
+        **values,
+    }
+
+
+def clean(value: Any) -> Any:
+    """NaN -> None, recursively (strict JSON)."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def write_result(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean(record), indent=2))
