@@ -1,8 +1,16 @@
 """Shared fixtures. CamVid lives outside the repository (../shared) and only exists on CI/dev machines."""
 
+import os
 from pathlib import Path
 
-import pytest
+# Tests run tiny models, where a second intra-op thread buys nothing, and on a loaded 2-core machine thread
+# contention made single runs 10x slower. Subprocesses (CLI, torchrun tests) inherit the environment variable.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

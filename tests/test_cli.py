@@ -13,7 +13,7 @@ from pixelwise.cli.main import build_parser, main
 from pixelwise.cli.options import build_config
 from pixelwise.engine.config import TrainConfig
 
-SUBCOMMANDS = ("train", "pretrain", "eval", "predict", "colorize", "datasets", "models")
+SUBCOMMANDS = ("train", "pretrain", "eval", "predict", "colorize", "export", "datasets", "models", "label-ae")
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -157,3 +157,45 @@ def test_partial_freeze_trains_the_deeper_stages(tmp_path: Path) -> None:
     assert not grads["conv1.weight"] and not grads["layer2.0.conv1.weight"] and grads["layer3.0.conv1.weight"]
     with pytest.raises(ValueError, match="not a stage"):
         Trainer(segmentation_config(tmp_path / "bad", freeze="layer9"))
+
+
+def test_quantile_matching_gives_the_lightness_normalised_target_marginals() -> None:
+    from pixelwise.methods.colorization.histogram_transfer import quantile_match
+
+    torch.manual_seed(0)
+    target = torch.rand(3, 16, 16) * 0.3 + 0.2  # no clipping at 1 after matching
+    assert torch.allclose(quantile_match(target, target), target, atol=1e-6)  # identity on itself
+    source = torch.rand(3, 16, 16) * 0.3 + 0.2
+    matched = quantile_match(source, target)
+    light = lambda x: x.mean(dim=0, keepdim=True)  # noqa: E731
+    sorted_ratios = (matched / light(source)).flatten(1).sort(dim=1).values
+    torch.testing.assert_close(sorted_ratios, (target / light(target)).flatten(1).sort(dim=1).values)
+
+
+def test_energy_transfer_moves_the_predicted_histogram_towards_the_target() -> None:
+    from pixelwise.methods.colorization.histogram_transfer import energy_transfer, symmetric_chi2
+
+    torch.manual_seed(0)
+    logits = torch.randn(8, 10, 10) + torch.linspace(0, 3, 8).view(8, 1, 1)  # favours high bins
+    target = torch.linspace(3, 0, 8).exp()  # favours low bins
+    target = target / target.sum()
+    before = symmetric_chi2(logits.softmax(dim=0).flatten(1).mean(dim=1), target)
+    after = [
+        symmetric_chi2(energy_transfer(logits, target, w).softmax(dim=0).flatten(1).mean(dim=1), target)
+        for w in (1.0, 5.0)
+    ]
+    assert after[0] < 0.6 * before and after[1] < 0.1 * before  # lambda trades the KL anchor for the match
+
+
+@pytest.mark.parametrize("mode", ["quantile", "energy"])
+def test_colorize_with_histogram_transfer(pretrained, tmp_path: Path, mode: str) -> None:
+    from PIL import Image
+
+    from pixelwise.data import build_dataset
+
+    image = build_dataset("synthetic:4:48x64", "val")[1][0]
+    path = tmp_path / "scene.png"
+    Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(path)
+    flags = ["--checkpoint", str(pretrained[0]), "--output", str(tmp_path), "--histogram-transfer", mode]
+    assert main(["colorize", *flags, str(path)]) == 0
+    assert (tmp_path / "scene_color.png").is_file()

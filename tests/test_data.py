@@ -284,3 +284,27 @@ def test_camvid(camvid_root):
     image, target = small[1]
     assert len(small) == 2 and image.shape == (3, 180, 240) and target["seg"].shape == (180, 240)
     assert set(target["seg"].unique().tolist()) <= set(range(11)) | {255}
+
+
+def test_exif_orientation_applied_to_labels_too(tmp_path):
+    """A label map carrying the same EXIF rotation as its photo is turned upright like the photo."""
+    list_file = _write_dataset(tmp_path)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    label = np.zeros((12, 8), np.uint8)
+    label[0, :] = 2  # top row when stored -> right column when shown
+    Image.fromarray(label).save(tmp_path / "lab" / "s0.png", exif=exif)
+    seg = build_dataset(str(list_file))[0][1]["seg"]
+    assert seg.shape == (8, 12) and (seg[:, -1] == 2).all() and seg[:, :-1].max() == 0
+
+
+def test_empty_folders_are_named(tmp_path):
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    (labels / "classes.txt").write_text("a\nb\n")
+    with pytest.raises(DatasetError, match=f"{images}: no images found"):
+        build_dataset(f"folders:{images}:{labels}")
+    Image.new("RGB", (4, 4)).save(images / "x.png")
+    with pytest.raises(DatasetError, match=f"{labels}: no label maps found"):
+        build_dataset(f"folders:{images}:{labels}")

@@ -14,9 +14,25 @@ from pixelwise.engine.checkpoint import build_model_from_checkpoint
 from pixelwise.engine.config import ColorizeConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.methods.colorization import psnr
+from pixelwise.methods.colorization.histogram_transfer import (
+    energy_adjuster,
+    global_histograms,
+    quantile_match,
+)
 from pixelwise.report.images import save_panel, save_png, to_uint8_image
 
 GREY_CHROMA = 2 / 255  # an input whose chroma never exceeds this is grey: there is no truth to compare with
+
+
+def transfer(model: torch.nn.Module, image: torch.Tensor, config: ColorizeConfig) -> torch.Tensor:
+    """Colorize a colour image, optionally fitted to its own global histogram (§2.3.4)."""
+    if config.histogram_transfer == "energy":
+        histograms = global_histograms(image[0], model.config.target, model.config.bins)
+        return model.colorize(image, config.infer_scale, adjust=energy_adjuster(histograms))
+    colour = model.colorize(image, config.infer_scale)
+    if config.histogram_transfer == "quantile":
+        colour = quantile_match(colour[0], image[0])[None]
+    return colour
 
 
 @torch.no_grad()
@@ -35,9 +51,10 @@ def colorize_images(config: ColorizeConfig, inputs: list[Path]) -> list[Path]:
     written, gains = [], []
     for path in tqdm(expand_inputs(inputs), desc="colorize"):
         image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float().div(255)[None].to(device)
-        colour = model.colorize(image, config.infer_scale)
+        has_truth = bool(rgb_to_hcl(image)[:, 1].max() > GREY_CHROMA)
+        colour = transfer(model, image, config) if has_truth else model.colorize(image, config.infer_scale)
         written.append(save_png(to_uint8_image(colour[0].cpu()), output / f"{path.stem}_color.png"))
-        if rgb_to_hcl(image)[:, 1].max() > GREY_CHROMA:  # a colour input: show and score against the truth
+        if has_truth:  # a colour input: show and score against the truth
             grey = image.mean(dim=1, keepdim=True).expand_as(image)
             panels = [to_uint8_image(x[0].cpu()) for x in (grey, colour, image)]
             save_panel(panels, ["grey input", "colorization", "original"], output / f"{path.stem}_panel.png")

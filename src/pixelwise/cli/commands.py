@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.engine.config import ColorizeConfig, EvalConfig, PredictConfig, PretrainConfig, TrainConfig
+from pixelwise.engine.config import (
+    ColorizeConfig,
+    EvalConfig,
+    ExportConfig,
+    PredictConfig,
+    PretrainConfig,
+    TrainConfig,
+)
 
 
 def add_config_command(
@@ -56,7 +63,9 @@ def register_pretrain(sub: argparse._SubParsersAction) -> None:
         "Pretrain a backbone with a pretext task. colorization (Larsson thesis Ch. 2-3): a grey-input network "
         "predicts hue/chroma (or Lab) histograms at sparse hypercolumn points; validated by PSNR against the "
         "grey images. The checkpoint colorizes images (`pixelwise colorize`) and initialises segmentation "
-        "(`pixelwise train --init-from RUN --in-channels 1`).",
+        "(`pixelwise train --init-from RUN --in-channels 1`). label-ae (Mostajabi 2018 §3.1): an autoencoder "
+        "of the training label maps alone (no images), validated by reconstruction mean IoU; it regularises "
+        "segmentation training (`pixelwise train --regularizer label-ae --label-ae RUN`).",
         PretrainConfig,
         run_pretrain,
     )
@@ -64,10 +73,17 @@ def register_pretrain(sub: argparse._SubParsersAction) -> None:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
-    from pixelwise.methods.colorization import ColorizationTask
 
     config = build_config(PretrainConfig, args)
-    scores = train(config, ColorizationTask(config))
+    if config.method == "label-ae":
+        from pixelwise.methods.label_ae import LabelAETask
+
+        task = LabelAETask(config)
+    else:
+        from pixelwise.methods.colorization import ColorizationTask
+
+        task = ColorizationTask(config)
+    scores = train(config, task)
     print(json.dumps({k: v for k, v in scores.items() if isinstance(v, (int, float))}, indent=2))
     return 0
 
@@ -132,6 +148,27 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_export(sub: argparse._SubParsersAction) -> None:
+    add_config_command(
+        sub,
+        "export",
+        "export a segmentation checkpoint to ONNX",
+        "Write an ONNX graph (input 'images' in [0, 1], output 'logits'; normalisation and stride padding "
+        "inside, dynamic batch/height/width) and check it against PyTorch with onnxruntime. Needs the optional "
+        "packages onnx, onnxscript and onnxruntime (pip install 'pixelwise[export]').",
+        ExportConfig,
+        run_export,
+        yaml=False,
+    )
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pixelwise.cli.export import export_checkpoint
+
+    export_checkpoint(build_config(ExportConfig, args))
+    return 0
+
+
 def register_datasets(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "datasets",
@@ -171,12 +208,20 @@ def run_models(args: argparse.Namespace) -> int:
     return describe_models(args.rf, args.num_classes)
 
 
+def register_label_ae(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.label_ae import register_label_ae as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
     register_eval,
     register_predict,
     register_colorize,
+    register_export,
     register_datasets,
     register_models,
+    register_label_ae,
 ]

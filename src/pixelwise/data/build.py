@@ -9,7 +9,13 @@ from pixelwise.data.camvid import camvid_dataset
 from pixelwise.data.info import DatasetInfo, read_classes_file
 from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.data.synthetic import SyntheticScenes
-from pixelwise.data.validation import IMAGE_EXTENSIONS, DatasetError, check_files_exist, parse_list_file
+from pixelwise.data.validation import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    check_files_exist,
+    parse_list_file,
+    skip_report,
+)
 
 SPEC_HELP = "'synthetic[:N[:HxW]]', 'camvid:PATH', 'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
 
@@ -94,7 +100,11 @@ def _stem_index(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
     if not folder.is_dir():
         raise DatasetError(f"{folder}: folder not found; check the folders:IMAGES_DIR:LABELS_DIR spec")
     index: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot list folder ({exc}); check its permissions") from exc
+    for path in entries:
         if path.suffix.lower() not in extensions:
             continue
         if path.stem in index:
@@ -110,16 +120,29 @@ def _folder_pairs(images_dir: Path, labels_dir: Path) -> tuple[list[tuple[Path, 
     info = read_classes_file(
         _classes_file([labels_dir, labels_dir.parent], labels_dir), labels_dir.parent.name
     )
+    label_extensions = (".png", ".bmp", ".tif", ".tiff")
     images = _stem_index(images_dir, IMAGE_EXTENSIONS)
-    labels = _stem_index(labels_dir, (".png", ".bmp", ".tif", ".tiff"))
+    labels = _stem_index(labels_dir, label_extensions)
+    # Empty folders first: "no images" says more than "every label is unmatched".
+    if not images:
+        raise DatasetError(f"{images_dir}: no images found ({', '.join(IMAGE_EXTENSIONS)}); check the folder")
+    if not labels:
+        raise DatasetError(
+            f"{labels_dir}: no label maps found ({', '.join(label_extensions)}); check the folder"
+        )
     unmatched = sorted(set(images) ^ set(labels))
-    if unmatched:
+    report = skip_report()
+    if unmatched and report is not None and set(images) & set(labels):  # --skip-bad: keep matched pairs
+        for stem in unmatched:
+            report.append(
+                f"{images.get(stem) or labels[stem]}: no file with the same stem in the other folder"
+            )
+            images.pop(stem, None)
+    elif unmatched:
         where = [str(images.get(s) or labels[s]) for s in unmatched[:3]]
         raise DatasetError(
             f"{where[0]}: has no counterpart with the same stem in the other folder "
             f"({len(unmatched)} unmatched, e.g. {', '.join(where)}); every image in "
             f"{images_dir} needs a label with the same stem in {labels_dir}"
         )
-    if not images:
-        raise DatasetError(f"{images_dir}: no images found ({', '.join(IMAGE_EXTENSIONS)}); check the folder")
     return [(images[s], labels[s]) for s in sorted(images)], info

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,14 @@ from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
 from pixelwise.data.info import DatasetInfo
-from pixelwise.data.validation import DatasetError, check_label, check_same_size, load_image, load_label
+from pixelwise.data.validation import (
+    DatasetError,
+    check_label,
+    check_same_size,
+    load_image,
+    load_label,
+    skip_report,
+)
 
 Sample = tuple[tv_tensors.Image, dict[str, torch.Tensor]]
 
@@ -25,7 +32,11 @@ class SegmentationDataset(Dataset):
     Items are ``(Image float32 [3,H,W] in [0,1], {"seg": Mask int64 [H,W]})``. Files are decoded, checked
     and resized to ``size`` once; with ``cache=True`` the uint8 result is kept per instance, so epochs after
     the first cost no decoding. Call :meth:`preload` before creating a multi-worker DataLoader so that
-    forked workers share one decoded copy instead of each filling its own.
+    forked workers share one decoded copy instead of each filling its own. With ``cache=False`` (validation)
+    every access decodes from disk, so a split of full-resolution images is never held in memory.
+
+    Bad files raise :class:`DatasetError` naming the file; :meth:`preload` and :meth:`check` look at every
+    sample first and, inside :func:`~pixelwise.data.validation.skip_bad_samples`, drop the bad ones instead.
     """
 
     def __init__(
@@ -91,10 +102,49 @@ class SegmentationDataset(Dataset):
         return image_t.contiguous(), label_t.contiguous()
 
     def preload(self, progress: bool = True) -> None:
-        """Decode every sample into the cache now (implies caching), e.g. before forking DataLoader workers."""
+        """Decode every sample into the cache now (implies caching), e.g. before forking DataLoader workers.
+
+        Raises one :class:`DatasetError` (the first bad file, and how many more) or drops the bad samples
+        inside ``skip_bad_samples()``; see :meth:`check`.
+        """
         self.cache = True
-        for index in tqdm(range(len(self)), desc=f"decoding {self.info.name}", disable=not progress):
-            self.load_uint8(index)
+        self.check(progress, desc="decoding")
+
+    def check(self, progress: bool = False, desc: str = "checking") -> None:
+        """Decode and check every sample now (kept only if ``cache``), so bad files surface before training.
+
+        Outside ``skip_bad_samples()`` the first bad sample raises, its message saying how many others are bad;
+        inside it, bad samples are removed from this dataset and their messages added to the block's report.
+        """
+        problems: dict[int, str] = {}
+        for index in tqdm(range(len(self)), desc=f"{desc} {self.info.name}", disable=not progress):
+            try:
+                self.load_uint8(index)
+            except DatasetError as exc:
+                problems[index] = str(exc)
+        if not problems:
+            return
+        first = next(iter(problems.values()))
+        report = skip_report()
+        if report is None:
+            more = len(problems) - 1
+            others = f"{more} more bad sample(s) in this dataset, " if more else ""
+            raise DatasetError(
+                f"{first} [{others}list them all with `pixelwise datasets --data SPEC --validate`, "
+                f"or pass --skip-bad to train without them]"
+            )
+        if len(problems) == len(self):
+            raise DatasetError(f"{first} [all {len(self)} samples of this dataset are bad; nothing to use]")
+        self.drop(problems)
+        report.extend(problems.values())
+
+    def drop(self, indices: Collection[int]) -> None:
+        """Remove samples (e.g. bad files) from this dataset; later indices shift down."""
+        bad = set(indices)
+        keep = [i for i in range(len(self.pairs)) if i not in bad]
+        self.pairs = [self.pairs[i] for i in keep]
+        self.names = [self.names[i] for i in keep]
+        self._cache = [self._cache[i] for i in keep]
 
     def validate(self, progress: bool = False) -> list[str]:
         """Check every sample; return one message per bad sample (empty list = all good)."""

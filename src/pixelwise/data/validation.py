@@ -7,7 +7,9 @@ fix it, because a bad file in a 10k-image dataset is otherwise a needle in a hay
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,31 @@ class DatasetError(ValueError):
     """A dataset file is missing, unreadable or inconsistent; the message names the file and the fix."""
 
 
+# The report list of the innermost ``skip_bad_samples()`` block, or None outside one (bad samples raise).
+_SKIP_REPORT: ContextVar[list[str] | None] = ContextVar("pixelwise_skip_bad_report", default=None)
+
+
+@contextmanager
+def skip_bad_samples() -> Iterator[list[str]]:
+    """Inside this block, datasets drop bad samples when they are preloaded or checked instead of raising.
+
+    Yields a list that collects one message (file and reason) per dropped sample, for the run's report. A
+    context rather than a ``build_dataset`` argument so that the trainer's ``--skip-bad`` reaches the datasets
+    every task builds without each task having to pass it along.
+    """
+    report: list[str] = []
+    token = _SKIP_REPORT.set(report)
+    try:
+        yield report
+    finally:
+        _SKIP_REPORT.reset(token)
+
+
+def skip_report() -> list[str] | None:
+    """The active ``skip_bad_samples()`` report list, or None when bad samples must raise."""
+    return _SKIP_REPORT.get()
+
+
 def _open(path: Path, what: str) -> Image.Image:
     if not path.is_file():
         raise DatasetError(
@@ -33,26 +60,54 @@ def _open(path: Path, what: str) -> Image.Image:
     try:
         img = Image.open(path)
         img.load()  # force the decode here so that truncated files fail now, with the file name
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(
+            f"{path}: {what} is too large to decode safely ({exc}); downscale it or remove it"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DatasetError(
             f"{path}: cannot decode {what} ({exc}); the file is corrupt or not an image, "
             f"re-export or replace it"
         ) from exc
+    except Exception as exc:  # Pillow's decoders fail on hostile bytes with many other types too (fuzz test)
+        raise DatasetError(
+            f"{path}: cannot decode {what} ({type(exc).__name__}: {exc}); the file is corrupt, "
+            f"re-export or replace it"
+        ) from exc
     return img
+
+
+def _upright(img: Image.Image, path: Path, what: str) -> Image.Image:
+    """Apply the EXIF orientation tag (cameras store portrait photos sideways); a broken tag names the file."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception as exc:
+        raise DatasetError(
+            f"{path}: cannot apply the {what}'s EXIF orientation ({type(exc).__name__}: {exc}); "
+            f"re-save the file without EXIF data"
+        ) from exc
 
 
 def load_image(path: Path) -> np.ndarray:
     """Decode an input image to uint8 RGB [H, W, 3].
 
     EXIF orientation is applied. Grayscale is replicated to 3 channels, alpha is dropped (not composited),
-    palette and CMYK images are converted to RGB, and 16-bit images are scaled to 8 bits (value / 257).
+    palette and CMYK images are converted to RGB, and 16-bit images are scaled to 8 bits (value / 257;
+    Pillow already reduces 16-bit RGB(A) PNGs to 8 bits the same way).
     """
-    img = ImageOps.exif_transpose(_open(path, "image"))
-    if img.mode in _HIGH_DEPTH_SCALE:  # 16-bit / 32-bit grayscale: PIL's convert("RGB") would clip, not scale
-        arr = np.asarray(img, dtype=np.float64) * (255.0 / _HIGH_DEPTH_SCALE[img.mode])
-        grey = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    img = _upright(_open(path, "image"), path, "image")
+    try:
+        if img.mode in _HIGH_DEPTH_SCALE:  # 16/32-bit grayscale: PIL's convert("RGB") would clip, not scale
+            arr = np.asarray(img, dtype=np.float64) * (255.0 / _HIGH_DEPTH_SCALE[img.mode])
+            grey = np.clip(np.nan_to_num(np.rint(arr)), 0, 255).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=2)
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    # An exotic mode Pillow cannot convert (e.g. "La"), or a decode error surfacing late.
+    except Exception as exc:
+        raise DatasetError(
+            f"{path}: cannot convert image mode {img.mode!r} to RGB ({type(exc).__name__}: {exc}); "
+            f"re-export it as an 8-bit RGB PNG or JPEG"
+        ) from exc
 
 
 def load_label(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarray:
@@ -61,7 +116,7 @@ def load_label(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarra
     Palette-mode PNGs are read as their indices (the Pascal VOC convention). RGB/RGBA labels are accepted
     only when all channels are equal (a grey image saved as RGB); real colour labels are rejected.
     """
-    img = ImageOps.exif_transpose(_open(path, "label"))  # same orientation handling as the image
+    img = _upright(_open(path, "label"), path, "label")  # same orientation handling as the image
     if img.mode in ("RGB", "RGBA"):
         rgb = np.asarray(img.convert("RGB"))
         if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
@@ -155,9 +210,13 @@ def parse_list_file(list_file: Path) -> list[tuple[Path, Path]]:
 
 
 def check_files_exist(pairs: Sequence[tuple[Path, Path]], source: Path) -> None:
-    """Cheap up-front existence check (one stat per file), so a typo fails at construction, not mid-epoch."""
+    """Cheap up-front existence check (one stat per file), so a typo fails at construction, not mid-epoch.
+
+    Inside ``skip_bad_samples()`` it does not raise: the per-sample check at preload/check time drops and
+    reports those samples like any other bad file.
+    """
     missing = [str(p) for pair in pairs for p in pair if not p.is_file()]
-    if missing:
+    if missing and skip_report() is None:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise DatasetError(
             f"{missing[0]}: file not found (listed in {source}; missing: "

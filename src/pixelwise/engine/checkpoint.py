@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ from safetensors.torch import save_file
 
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"
+# Test-only hook: seconds to sleep after a checkpoint's temp file is written and before it is renamed, so that
+# tests/test_reliability.py can SIGKILL a run in the middle of a checkpoint write. Never set it otherwise.
+WRITE_DELAY_ENV = "PIXELWISE_TEST_CHECKPOINT_WRITE_DELAY"
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions); no partial file is left behind."""
 
 
 @dataclass
@@ -34,6 +42,21 @@ def _fsync_replace(tmp: Path, final: Path) -> None:
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, final)  # atomic on POSIX: readers see the old file or the new one, never half a file
+    _fsync_dir(final.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (the directory entry), so a power cut cannot bring the old file back."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems cannot fsync a directory; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
 
 
 def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -65,7 +88,12 @@ def save_checkpoint(
     optimizer_state: dict[str, Any] | None = None,
     rng_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write ``path`` (.safetensors) and a human-readable ``path.json`` sidecar, each via temp file + fsync + rename."""
+    """Write ``path`` (.safetensors) and a human-readable ``path.json`` sidecar, each via temp file + fsync + rename.
+
+    A process killed at any point leaves either the previous ``path`` or the new one, never a partial file
+    (at worst a stray ``path.tmp``, which nothing reads and the next save overwrites). A failed write (e.g. a
+    full disk) removes its temp files and raises :class:`CheckpointWriteError`.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()}
@@ -76,12 +104,22 @@ def save_checkpoint(
     for name, value in (rng_state or {}).items():
         tensors[f"rng.{name}"] = value.cpu().contiguous()
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
-    _fsync_replace(tmp, path)
     sidecar = path.with_suffix(".json")
     tmp_json = sidecar.with_name(sidecar.name + ".tmp")
-    tmp_json.write_text(json.dumps({k: v for k, v in meta.items() if k != "optimizer"}, indent=2))
-    _fsync_replace(tmp_json, sidecar)
+    try:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+        if os.environ.get(WRITE_DELAY_ENV):
+            time.sleep(float(os.environ[WRITE_DELAY_ENV]))
+        _fsync_replace(tmp, path)
+        tmp_json.write_text(json.dumps({k: v for k, v in meta.items() if k != "optimizer"}, indent=2))
+        _fsync_replace(tmp_json, sidecar)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)  # a half-written temp file would only eat the disk space that ran out
+        tmp_json.unlink(missing_ok=True)
+        raise CheckpointWriteError(
+            f"{path}: could not write checkpoint ({type(err).__name__}: {err}); no partial file was left: "
+            f"{path.name} is the previous complete checkpoint, if any. Free disk space or choose another --output"
+        ) from err
     return path
 
 
@@ -113,7 +151,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise ValueError(
             f"{path}: a safetensors file without pixelwise metadata (use --weights for plain weights)"
         )
-    meta = json.loads(header[META_KEY])
+    try:
+        meta = json.loads(header[META_KEY])
+    except ValueError as err:
+        raise ValueError(f"{path}: checkpoint metadata is not valid JSON ({err})") from err
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: checkpoint metadata is not a JSON object")
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     optim = None
@@ -130,13 +173,23 @@ def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict
     from pixelwise.models import ModelConfig, SegmentationModel
 
     checkpoint = load_checkpoint(path)
-    described = checkpoint.meta["model"]
+    described = checkpoint.meta.get("model")
+    if not isinstance(described, dict):
+        raise ValueError(
+            f"{path}: the checkpoint does not describe its model (no 'model' entry in its metadata)"
+        )
     kind = described.get("kind", "segmentation")
-    if kind == "colorization":
-        model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))
-    elif kind == "segmentation":
-        model = SegmentationModel(ModelConfig.from_dict(described))
-    else:
-        raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
-    model.load_state_dict(checkpoint.model_state)
+    try:
+        if kind == "colorization":
+            model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))
+        elif kind == "segmentation":
+            model = SegmentationModel(ModelConfig.from_dict(described))
+        else:
+            raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
+        model.load_state_dict(checkpoint.model_state)
+    except (TypeError, KeyError, RuntimeError) as err:  # metadata and tensors that do not fit together
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: the checkpoint's weights do not fit the model it describes ({first_line})"
+        ) from err
     return model.eval(), checkpoint.meta

@@ -85,6 +85,18 @@ class RunConfig:
         "freeze backbone layers: 'none', 'backbone' (train the head only) or a stage name such as 'layer3' "
         "(freeze the stem up to and including it); frozen BatchNorm layers keep their statistics",
     )
+    skip_bad: bool = option(
+        False,
+        "drop unreadable or inconsistent samples (corrupt files, wrong-size labels, out-of-range class ids) "
+        "when the data is loaded, print what was dropped and list it in OUTPUT/skipped.txt; without it the "
+        "first bad file stops the run before training starts",
+    )
+    on_nan: str = option(
+        "stop",
+        "what a NaN/inf loss does: 'stop' ends the run with an error and keeps the last good checkpoint; "
+        "'skip-batch' drops that batch (no optimiser step, logged) and stops only after 10 bad batches in a row",
+        choices=("stop", "skip-batch"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,19 +123,61 @@ class TrainConfig(RunConfig):
     init_lr_scale: float = option(
         0.01, "with --init-from of a coarser FCN: multiply --lr by this (Long: lr / 100)"
     )
+    regularizer: str = option(
+        "none",
+        "training-only auxiliary branch: 'label-ae' predicts the labels through a label autoencoder's decoder "
+        "(Mostajabi 2018 §3.3); it is dropped from best.safetensors (no test-time cost)",
+        choices=("none", "label-ae"),
+    )
+    label_ae: str | None = option(
+        None,
+        "with --regularizer label-ae: label-autoencoder checkpoint or run (`pixelwise pretrain --method label-ae`)",
+    )
+    aux_weight: float = option(
+        0.5, "weight lambda of the auxiliary loss: L = L_seg + lambda L_aux (Mostajabi §4.2: 0.5 for CE)"
+    )
+    label_ae_mode: str = option(
+        "decoder",
+        "decoder: predict the code and decode it (Fig. 1); encoder: regress the frozen encoder's conv1 + conv3 "
+        "activations of the ground truth from the network's hypercolumn with MSE (Fig. 4)",
+        choices=("decoder", "encoder"),
+    )
+    label_ae_decoder: str = option(
+        "frozen",
+        "decoder mode: frozen (§3.3), unfrozen (trained too) or random (random init, trained; Table 2's control, "
+        "needs no --label-ae)",
+        choices=("frozen", "unfrozen", "random"),
+    )
+    aux_loss: str = option(
+        "ce",
+        "decoder mode: cross-entropy on the decoder's scores, or MSE between its softmax and the one-hot labels "
+        "(the paper's dagger runs); the encoder mode always regresses with MSE",
+        choices=("ce", "mse"),
+    )
+    aux_layer: str = option(
+        "",
+        "backbone stage the branch reads (decoder mode; default: the deepest stage at the code's stride), or "
+        "comma-separated stages of the hypercolumn (encoder mode; default: the head's taps)",
+    )
 
 
 @dataclass
 class PretrainConfig(RunConfig):
     """Self-supervised pretraining on images without labels (``pixelwise pretrain``)."""
 
-    method: str = option("colorization", "pretext task", choices=("colorization",))
+    method: str = option(
+        "colorization",
+        "pretext task: colorization (images, Larsson) or label-ae (an autoencoder of the training label maps "
+        "alone, Mostajabi 2018 §3.1)",
+        choices=("colorization", "label-ae"),
+    )
     output: str = option(
         "runs/pretrain", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples"
     )
     splits: list[str] = option(
         ["train", "val"],
-        "splits of --data whose images (never labels) are used for pretraining; validation uses split 'val'",
+        "splits of --data whose images (never labels) are used for pretraining; validation uses split 'val' "
+        "(label-ae reads the 'train' labels only)",
     )
     scale: list[float] = option(
         [1.0, 1.5], "random scale jitter range before cropping (>= 1 so crops never need padding)"
@@ -140,6 +194,20 @@ class PretrainConfig(RunConfig):
     window: int = option(7, "R x R window of the target histograms (R = 1: plain log loss)")
     hidden: int = option(1024, "width of the hypercolumn head's hidden layer")
     taps: list[str] = option([], "backbone stages in the hypercolumn (default: all stages)")
+    label_ae_width: int = option(
+        32,
+        "label-ae: bottleneck width naming the autoencoder (§3.1): 32 (all layers 32), 128 (32, 128 x4) or "
+        "256 (32, 128 x3, 256)",
+        choices=(32, 128, 256),
+    )
+    label_ae_depth: int = option(
+        5, "label-ae: 3x3 conv layers in the encoder and the mirrored decoder (§3.1: 5)"
+    )
+    label_ae_stride: int | None = option(
+        None,
+        "label-ae: code stride, 2^(depth-1) (pools between the convs; default) or 2^depth (one more pool); "
+        "match it to the backbone layer the regulariser reads",
+    )
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -198,4 +266,19 @@ class ColorizeConfig:
     infer_scale: float = option(
         1.0, "run the network at this fraction of the image size (colour is upsampled, lightness kept)"
     )
+    histogram_transfer: str = option(
+        "none",
+        "adapt colour inputs to their own global colour histogram (Larsson §2.3.4): quantile matching (Q) "
+        "or energy minimisation over per-bin biases (E, Eq. 2.6)",
+        choices=("none", "quantile", "energy"),
+    )
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
+
+
+@dataclass
+class ExportConfig:
+    checkpoint: str = option("", "segmentation checkpoint file or run folder")
+    output: str = option("model.onnx", "ONNX file to write")
+    size: list[int] = option([360, 480], "example input H W used for tracing (any size works when --dynamic)")
+    dynamic: bool = option(True, "dynamic batch, height and width (off: the graph accepts only --size)")
+    check: bool = option(True, "compare onnxruntime's logits with PyTorch's on a random image and report")

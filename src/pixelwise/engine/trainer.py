@@ -3,47 +3,161 @@
 One code path for one process and for ``torchrun``: the sampler is swapped for a DistributedSampler, the model is
 wrapped in DDP, metrics are all-reduced and only rank 0 writes logs, PNGs and checkpoints. What is trained and how
 it is scored comes from a :class:`~pixelwise.engine.task.Task` (supervised segmentation by default).
+
+Reliability: a run holds ``OUTPUT/.lock`` (one run per folder); SIGINT/SIGTERM finish the current step and save
+``last.safetensors`` with the position inside the epoch, so ``--resume`` continues bit-exactly (on CPU with the
+default ``--workers 0``); a NaN/inf loss stops the run (or, with ``--on-nan skip-batch``, drops the batch) without
+overwriting the last good checkpoint; running out of memory is a one-line error with what to lower.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import os
+import signal
+import socket
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
 from tqdm import tqdm
 
+from pixelwise.data.validation import skip_bad_samples
 from pixelwise.engine import optim
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.config import RunConfig, save_yaml
-from pixelwise.engine.distributed import DistInfo, init_distributed, resolve_device
+from pixelwise.engine.distributed import DistInfo, all_reduce_sum, init_distributed, resolve_device
 from pixelwise.engine.logging import JsonlLogger
 from pixelwise.engine.task import Task
 from pixelwise.metrics import scores_to_json
 from pixelwise.models.backbones import freeze_stages
+
+NAN_SKIP_LIMIT = 10  # --on-nan skip-batch: this many non-finite batches in a row stop the run anyway
+LOCK_NAME = ".lock"  # OUTPUT/.lock: JSON {pid, host, started} of the run using the folder
 
 
 class TrainingError(RuntimeError):
     """Training cannot continue (non-finite loss, bad resume state, ...)."""
 
 
+class TrainingInterrupted(TrainingError):
+    """SIGINT/SIGTERM stopped the run after ``last.safetensors`` was saved; ``--resume`` continues it."""
+
+    def __init__(self, message: str, signum: int | None) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs completed
-    iteration: int = 0  # optimiser steps taken
+    iteration: int = 0  # batches trained on: optimiser steps plus batches dropped by --on-nan skip-batch
     best_score: float = -1e9  # the task's score_key (e.g. val mean IoU) of best.safetensors
+    step_in_epoch: int = (
+        0  # steps of epoch `epoch` already taken (non-zero in a checkpoint saved on a signal)
+    )
+    nan_skips: int = 0  # batches dropped by --on-nan skip-batch so far
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainState:
         values = dict(values)
         if "best_miou" in values:  # checkpoints written before tasks had their own score
             values["best_score"] = values.pop("best_miou")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TrainingError(
+                f"unknown training state {unknown} in the checkpoint (written by a newer pixelwise?)"
+            )
         return cls(**values)
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """torch's CUDA/MPS OOM error, or the CPU allocator's failure (a plain RuntimeError)."""
+    text = str(err)
+    return (
+        isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+# ----------------------------------------------------------------------------------------------- run-folder lock
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    try:  # a killed process its parent has not reaped yet is a zombie: it no longer runs
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): trust kill(0)
+        return True
+
+
+def _lock_holder(path: Path) -> dict[str, Any] | None:
+    """The lock file's content, or None while it is still empty (its owner is between create and write)."""
+    try:
+        holder = json.loads(path.read_text() or "null")
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
+
+
+def _lock_is_stale(path: Path, holder: dict[str, Any] | None) -> bool:
+    if holder is None:  # empty or garbled: stale only once it is clearly not a run that is just starting
+        try:
+            return time.time() - path.stat().st_mtime > 10
+        except OSError:
+            return True
+    if holder.get("host") != socket.gethostname():  # another machine's process cannot be checked from here
+        return False
+    return not _process_alive(int(holder.get("pid", -1)))
+
+
+def acquire_run_lock(folder: Path) -> Path:
+    """Create ``folder/.lock`` (O_EXCL) naming this process, or raise TrainingError while another run holds it.
+
+    A lock whose process is gone (SIGKILL, crash, power cut) is stale and is taken over. Two processes taking
+    over the same stale lock in the same instant are not told apart; everything else is.
+    """
+    path = folder / LOCK_NAME
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if not _lock_is_stale(path, holder):
+                who = (
+                    f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+                    if holder
+                    else "starting"
+                )
+                raise TrainingError(
+                    f"{folder} is in use by another pixelwise run ({who}); wait for it to finish or choose "
+                    f"another --output. If no such run exists, delete {path}"
+                ) from None
+            print(f"removing stale lock {path} (its run no longer exists)", file=sys.stderr)
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            started = time.strftime("%Y-%m-%d %H:%M:%S")
+            handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": started}))
+        return path
+    raise TrainingError(f"{path}: could not take the run lock (several runs are starting in {folder}?)")
+
+
+def release_run_lock(path: Path) -> None:
+    holder = _lock_holder(path)
+    if holder is not None and holder.get("pid") == os.getpid():  # never remove a lock another run took over
+        path.unlink(missing_ok=True)
 
 
 def setup_runtime(config: RunConfig) -> tuple[DistInfo, torch.device]:
@@ -56,19 +170,38 @@ def setup_runtime(config: RunConfig) -> tuple[DistInfo, torch.device]:
     return dist_info, device
 
 
+class SkippingSampler(Sampler[int]):
+    """The training sampler, plus a one-shot skip of its first ``skip`` indices (resuming mid-epoch).
+
+    Skipping indices rather than batches means the samples already trained on are never loaded, so they cannot
+    draw from the augmentation RNG that was restored from the checkpoint.
+    """
+
+    def __init__(self, base: Sampler[int]) -> None:
+        self.base = base
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.base), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+
 def make_loader(
     dataset: Any, config: RunConfig, dist_info: DistInfo, device: torch.device, train: bool
 ) -> DataLoader:
     if dist_info.enabled and train:
-        sampler = DistributedSampler(
-            dataset, dist_info.world_size, dist_info.rank, shuffle=True, seed=config.seed
+        sampler = SkippingSampler(
+            DistributedSampler(dataset, dist_info.world_size, dist_info.rank, shuffle=True, seed=config.seed)
         )
     elif (
         dist_info.enabled
     ):  # every image exactly once over all ranks (DistributedSampler would pad with repeats)
         sampler = list(range(dist_info.rank, len(dataset), dist_info.world_size))
     elif train:
-        sampler = RandomSampler(dataset, generator=torch.Generator())
+        sampler = SkippingSampler(RandomSampler(dataset, generator=torch.Generator()))
     else:
         sampler = None
     workers = config.workers if config.workers is not None else (0 if device.type == "cpu" else 4)
@@ -85,7 +218,7 @@ def make_loader(
 
 def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
     """Reseed the data order per epoch so a resumed run sees exactly the batches an uninterrupted one would."""
-    sampler = loader.sampler
+    sampler = getattr(loader.sampler, "base", loader.sampler)
     if isinstance(sampler, DistributedSampler):
         sampler.set_epoch(epoch)
     elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
@@ -104,7 +237,22 @@ class Trainer:
         self.task = task
         self.dist, self.device = setup_runtime(config)
         self.output = Path(config.output)
-        self.train_set, self.val_set = task.datasets()
+        with skip_bad_samples() if config.skip_bad else nullcontext() as report:
+            self.train_set, self.val_set = task.datasets()
+            # Validation streams from disk, so decode it once now: a bad file must stop the run (or be skipped)
+            # before training, not after the first epoch's work.
+            check = getattr(self.val_set, "check", None)
+            if check is not None:
+                check(progress=self.dist.is_main)
+        self.skipped = list(dict.fromkeys(report or []))  # train and val often share files: report each once
+        if self.skipped and self.dist.is_main:
+            shown = "".join(f"\n  {line}" for line in self.skipped[:5])
+            more = f"\n  ... {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            print(
+                f"--skip-bad: left out {len(self.skipped)} bad sample(s) (listed in {self.output / 'skipped.txt'}):"
+                f"{shown}{more}",
+                file=sys.stderr,
+            )
         self.model, self.base_lr = task.build_model()
         self.frozen = freeze_stages(self.model.backbone, config.freeze)
         self.model.to(self.device)
@@ -117,6 +265,10 @@ class Trainer:
         self.val_loader = make_loader(self.val_set, config, self.dist, self.device, train=False)
         self.state = TrainState()
         self.log = JsonlLogger(self.output / "log.jsonl", enabled=self.dist.is_main)
+        self.stop_signal: int | None = None  # set by the SIGINT/SIGTERM handler, acted on between steps
+        self.nan_in_a_row = 0
+        # Resuming mid-epoch: the checkpoint's RNG state, restored only after iter(train_loader) (see resume).
+        self._resume_rng: dict[str, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------- checkpoints
     def metadata(self) -> dict[str, Any]:
@@ -132,13 +284,27 @@ class Trainer:
             return
         extra = {}
         if with_training_state:
-            extra = {
-                "optimizer_state": self.optimizer.state_dict(),
-                "rng_state": {"torch": torch.get_rng_state()},
-            }
-        save_checkpoint(
-            self.output / f"{name}.safetensors", self.model.state_dict(), self.metadata(), **extra
+            extra = {"optimizer_state": self.optimizer.state_dict(), "rng_state": self.rng_state()}
+        # Inference checkpoints drop training-only branches (e.g. the label-AE regulariser): a model may offer
+        # ``inference_model()``; resumable ones keep everything so --resume is exact.
+        model = (
+            self.model
+            if with_training_state
+            else getattr(self.model, "inference_model", lambda: self.model)()
         )
+        save_checkpoint(self.output / f"{name}.safetensors", model.state_dict(), self.metadata(), **extra)
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def resume(self) -> None:
         path = self.output / "last.safetensors"
@@ -147,12 +313,32 @@ class Trainer:
                 f"--resume: {path} does not exist (nothing to resume; drop --resume to start afresh)"
             )
         checkpoint = load_checkpoint(path)
-        self.model.load_state_dict(checkpoint.model_state)
-        if checkpoint.optimizer_state is not None:
-            self.optimizer.load_state_dict(checkpoint.optimizer_state)
-        if "torch" in checkpoint.rng_state:
-            torch.set_rng_state(checkpoint.rng_state["torch"])
+        if not isinstance(checkpoint.meta.get("state"), dict):
+            raise TrainingError(f"{path}: no training state in this checkpoint, so it cannot be resumed")
+        try:
+            self.model.load_state_dict(checkpoint.model_state)
+            if checkpoint.optimizer_state is not None:
+                self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        except (RuntimeError, ValueError, KeyError) as err:
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise TrainingError(
+                f"{path}: does not fit this run's model/optimiser ({first_line}); resume with the options the run "
+                f"was started with (see {path.with_suffix('.json')})"
+            ) from err
         self.state = TrainState.from_dict(checkpoint.meta["state"])
+        if self.state.step_in_epoch:
+            saved = checkpoint.meta.get("config", {})
+            for key in ("batch_size", "accumulate", "data"):
+                if key in saved and saved[key] != getattr(self.config, key):
+                    raise TrainingError(
+                        f"{path} was saved mid-epoch with --{key.replace('_', '-')} {saved[key]}; resume with the "
+                        f"same value (it decides which batches of the epoch are still to come)"
+                    )
+            # The saved RNG state is the one after this epoch's DataLoader iterator drew its seed; train_one_epoch
+            # restores it after creating the iterator, so the remaining batches see the same random numbers.
+            self._resume_rng = checkpoint.rng_state
+        else:
+            self.set_rng_state(checkpoint.rng_state)
 
     # ----------------------------------------------------------------- loop
     def fit(self) -> dict[str, Any]:
@@ -162,18 +348,99 @@ class Trainer:
             raise TrainingError(
                 f"{self.output} already holds a run; pass --resume to continue it or pick another --output"
             )
+        lock = self.lock_output()
+        try:
+            with self.stop_on_signals():
+                return self.run()
+        finally:
+            if lock is not None:
+                release_run_lock(lock)
+
+    def lock_output(self) -> Path | None:
+        """Rank 0 takes OUTPUT/.lock; every rank learns whether it did, so no rank waits alone in a collective."""
+        lock, error = None, None
         if self.dist.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
+            try:
+                lock = acquire_run_lock(self.output)
+            except TrainingError as err:
+                error = err
+        if self.dist.enabled:
+            failed = all_reduce_sum(torch.tensor([float(error is not None)], device=self.device))
+            if failed.item() and error is None and not self.dist.is_main:
+                raise TrainingError(f"{self.output}: rank 0 could not lock the run folder (see its message)")
+        if error is not None:
+            raise error
+        return lock
+
+    @contextmanager
+    def stop_on_signals(self) -> Iterator[None]:
+        """SIGINT/SIGTERM ask the loop to stop after the current step and save; a second one acts as usual."""
+        previous: dict[int, Any] = {}
+
+        def request_stop(signum: int, frame: Any) -> None:
+            # Only set a flag: printing here could re-enter stderr while tqdm writes to it.
+            self.stop_signal = signum
+            signal.signal(signum, previous[signum])  # a second Ctrl-C raises KeyboardInterrupt at once
+
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                if (
+                    signal.getsignal(signum) is signal.SIG_IGN
+                ):  # e.g. SIGINT of a shell's background job: keep
+                    continue
+                handler = signal.signal(signum, request_stop)
+                previous[signum] = handler if handler is not None else signal.SIG_DFL
+        except ValueError:  # not the main thread: signals cannot be caught here, the defaults stay
+            pass
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def agree(self, *flags: bool) -> list[bool]:
+        """Flags true on any rank are true on every rank (one small all-reduce), so all ranks act alike."""
+        if not self.dist.enabled:
+            return list(flags)
+        total = all_reduce_sum(torch.tensor([float(f) for f in flags], device=self.device))
+        return [bool(v > 0) for v in total.tolist()]
+
+    def interrupted(self) -> TrainingInterrupted:
+        name = signal.Signals(self.stop_signal).name if self.stop_signal else "a signal to another process"
+        state = self.state
+        at = (
+            f"epoch {state.epoch + 1}, step {state.step_in_epoch}"
+            if state.step_in_epoch
+            else "an epoch's end"
+        )
+        return TrainingInterrupted(
+            f"stopped by {name} at {at} (iteration {state.iteration}); saved "
+            f"{self.output / 'last.safetensors'}: continue with the same command plus --resume",
+            self.stop_signal,
+        )
+
+    def run(self) -> dict[str, Any]:
+        config = self.config
+        if self.dist.is_main:
             save_yaml(config.to_dict(), self.output / "config.yaml")
+            if self.skipped:
+                (self.output / "skipped.txt").write_text("\n".join(self.skipped) + "\n")
         if config.resume:
             self.resume()
         iters_per_epoch = len(self.train_loader) // config.accumulate
+        if iters_per_epoch == 0:
+            raise TrainingError(
+                f"{len(self.train_set)} training images make no full step of --batch-size {config.batch_size} x "
+                f"--accumulate {config.accumulate}; lower them or add images"
+            )
         total = optim.total_iterations(config.epochs, iters_per_epoch)
         started = time.time()
         scores: dict[str, Any] = {}
         while self.state.epoch < config.epochs:
             self.train_one_epoch(iters_per_epoch, total)
             self.state.epoch += 1
+            self.state.step_in_epoch = 0
             out_of_time = config.time_limit is not None and (time.time() - started) / 60 >= config.time_limit
             last_epoch = self.state.epoch == config.epochs or out_of_time
             if last_epoch or (config.eval_every and self.state.epoch % config.eval_every == 0):
@@ -181,6 +448,9 @@ class Trainer:
             self.save("last", with_training_state=True)
             if out_of_time:
                 break
+            (stop,) = self.agree(self.stop_signal is not None)
+            if stop and self.state.epoch < config.epochs:  # signalled during validation or the save
+                raise self.interrupted()
         if not scores:  # resumed a finished run
             scores = self.validate()
         if self.dist.is_main:
@@ -193,34 +463,112 @@ class Trainer:
         for module in self.frozen:  # frozen layers keep their BatchNorm statistics
             module.eval()
         set_epoch(self.train_loader, config.seed, self.state.epoch)
+        start = self.state.step_in_epoch  # > 0 only when resuming a checkpoint saved mid-epoch
+        if isinstance(self.train_loader.sampler, SkippingSampler):
+            self.train_loader.sampler.skip = start * config.accumulate * config.batch_size
         batches = iter(self.train_loader)
+        if self._resume_rng is not None:
+            self.set_rng_state(self._resume_rng)
+            self._resume_rng = None
         bar = tqdm(
-            range(iters_per_epoch),
+            range(start, iters_per_epoch),
             desc=f"epoch {self.state.epoch + 1}/{config.epochs}",
+            initial=start,
+            total=iters_per_epoch,
             disable=not self.dist.is_main,
             dynamic_ncols=True,
         )
-        for _ in bar:
-            lr = optim.learning_rate(config, self.base_lr, self.state.iteration, total, iters_per_epoch)
-            optim.set_learning_rate(self.optimizer, lr)
-            loss_sum = 0.0
+        with bar:
+            for _ in bar:
+                lr = optim.learning_rate(config, self.base_lr, self.state.iteration, total, iters_per_epoch)
+                optim.set_learning_rate(self.optimizer, lr)
+                # --on-nan skip-batch: BatchNorm statistics updated by a non-finite forward are put back too.
+                buffers = (
+                    [(b, b.clone()) for b in self.model.buffers()] if config.on_nan == "skip-batch" else []
+                )
+                loss_sum = self.forward_backward(batches)
+                non_finite, stop = self.agree(not math.isfinite(loss_sum), self.stop_signal is not None)
+                if non_finite:
+                    self.skip_non_finite(loss_sum, buffers)
+                else:
+                    self.optimizer.step()
+                    self.nan_in_a_row = 0
+                self.optimizer.zero_grad(set_to_none=True)
+                self.state.iteration += 1
+                self.state.step_in_epoch += 1
+                bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
+                if self.state.iteration % config.log_every == 0:
+                    self.log.write(
+                        kind="train",
+                        epoch=self.state.epoch,
+                        iteration=self.state.iteration,
+                        loss=loss_sum,
+                        lr=lr,
+                    )
+                if stop:
+                    self.save("last", with_training_state=True)
+                    raise self.interrupted()
+
+    def forward_backward(self, batches: Iterator[Any]) -> float:
+        """Loss of one optimiser step (``--accumulate`` batches), gradients accumulated; OOM becomes advice."""
+        config = self.config
+        loss_sum = 0.0
+        try:
             for _ in range(config.accumulate):
                 images, targets = next(batches)
                 loss = self.compute_loss(images, targets)
                 (loss / config.accumulate).backward()
                 loss_sum += loss.item() / config.accumulate
-            if not torch.isfinite(torch.tensor(loss_sum)):
-                raise TrainingError(
-                    f"non-finite loss at iteration {self.state.iteration}; last good checkpoint kept in {self.output}"
-                )
-            self.optimizer.step()
+        except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError too
+            if not is_out_of_memory(err):
+                raise
             self.optimizer.zero_grad(set_to_none=True)
-            self.state.iteration += 1
-            bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
-            if self.state.iteration % config.log_every == 0:
-                self.log.write(
-                    kind="train", epoch=self.state.epoch, iteration=self.state.iteration, loss=loss_sum, lr=lr
-                )
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            raise TrainingError(
+                f"a training step does not fit in {self.device.type} memory (--batch-size {config.batch_size}, "
+                f"--crop {' '.join(map(str, config.crop))}: {str(err).strip().splitlines()[0]}); lower --batch-size "
+                f"(--accumulate N keeps the effective batch), --crop or --base-size"
+            ) from err
+        return loss_sum
+
+    def skip_non_finite(self, loss_sum: float, buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """--on-nan: stop without saving (last.safetensors stays the last good state) or drop this batch."""
+        self.optimizer.zero_grad(set_to_none=True)
+        where = f"epoch {self.state.epoch + 1}, iteration {self.state.iteration + 1}"
+        last = self.output / "last.safetensors"
+        kept = (
+            f"{last} is kept as the last good checkpoint"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
+        if self.config.on_nan == "stop":
+            raise TrainingError(
+                f"non-finite loss ({loss_sum}) at {where}; stopped, {kept}. Lower --lr, check the data, or pass "
+                f"--on-nan skip-batch to drop such batches"
+            )
+        self.nan_in_a_row += 1
+        self.state.nan_skips += 1
+        if self.nan_in_a_row >= NAN_SKIP_LIMIT:
+            raise TrainingError(
+                f"non-finite loss for {self.nan_in_a_row} batches in a row (up to {where}); stopped, {kept}. "
+                f"Lower --lr or check the data"
+            )
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                buffer.copy_(saved)
+        self.log.write(
+            kind="nan_skip",
+            epoch=self.state.epoch,
+            iteration=self.state.iteration + 1,
+            loss=loss_sum,
+            in_a_row=self.nan_in_a_row,
+            total=self.state.nan_skips,
+        )
+        if self.dist.is_main:
+            tqdm.write(
+                f"--on-nan skip-batch: non-finite loss at {where}; batch dropped ({self.state.nan_skips} so far)"
+            )
 
     def compute_loss(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
@@ -230,7 +578,15 @@ class Trainer:
             return self.task.loss(self.net, images, targets)
 
     def validate(self) -> dict[str, Any]:
-        scores, examples = self.task.validate(self.model, self.val_loader, self.device, self.dist.is_main)
+        try:
+            scores, examples = self.task.validate(self.model, self.val_loader, self.device, self.dist.is_main)
+        except RuntimeError as err:
+            if not is_out_of_memory(err):
+                raise
+            raise TrainingError(
+                f"validation does not fit in {self.device.type} memory ({str(err).strip().splitlines()[0]}); "
+                f"lower --eval-scale or --base-size (the last checkpoint is kept)"
+            ) from err
         self.log.write(
             kind="val", iteration=self.state.iteration, **scores_to_json(scores), epoch=self.state.epoch
         )

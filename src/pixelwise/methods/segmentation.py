@@ -3,6 +3,10 @@
 The task behind ``pixelwise train``: datasets (optionally a seeded labelled fraction, for label-scarce regimes),
 the segmentation model (optionally initialised from a coarser FCN for staged training, §3.3.4, or from a
 self-supervised checkpoint's backbone with a new head), the loss and mean-IoU validation.
+
+``--regularizer label-ae`` (Mostajabi 2018 §3.3) wraps the model with a training-only auxiliary branch through a
+label autoencoder and adds ``lambda * L_aux`` to the loss; validation and ``best.safetensors`` use the plain model
+(``inference_model()``), so the regulariser costs nothing at test time.
 """
 
 from __future__ import annotations
@@ -119,9 +123,9 @@ class SegmentationTask:
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
         train = build_dataset(config.data, "train", size=base_size, transform=train_tf)
-        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms())
+        # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
+        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms(), cache=False)
         train.preload(progress=False)
-        val.preload(progress=False)
         self.info = train.info
         subset = labelled_subset(train, config.labels_fraction, config.seed)
         if config.class_weights != "none":
@@ -131,7 +135,7 @@ class SegmentationTask:
             self.loss_weights = class_weights(counts, config.class_weights)
         return subset, val
 
-    def build_model(self) -> tuple[SegmentationModel, float]:
+    def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
         assert self.info is not None, "datasets() first: the model's class count comes from the data"
         model = SegmentationModel(
@@ -144,14 +148,38 @@ class SegmentationTask:
             load_backbone_weights(model.backbone, config.weights)
         if config.init_from and init_from_checkpoint(model, config.init_from):
             lr *= config.init_lr_scale
+        if config.label_ae and config.regularizer == "none":
+            raise ValueError("--label-ae is only read with --regularizer label-ae")
+        if config.aux_weight < 0:
+            raise ValueError(f"--aux-weight must be >= 0, got {config.aux_weight}")
+        if config.regularizer == "label-ae":
+            from pixelwise.methods.label_ae.regularizer import attach_label_regularizer
+
+            regularized = attach_label_regularizer(
+                model,
+                config.label_ae,
+                self.info.num_classes,
+                self.info.ignore_index,
+                mode=config.label_ae_mode,
+                decoder=config.label_ae_decoder,
+                loss=config.aux_loss,
+                layer=config.aux_layer,
+                seed=config.seed,
+            )
+            return regularized, lr
         return model, lr
 
     def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        logits = net(images)["seg"].float()
+        regularized = self.config.regularizer != "none"
+        outputs = net(images, labels=targets["seg"]) if regularized else net(images)
+        logits = outputs["seg"].float()
         weights = self.loss_weights.to(logits.device) if self.loss_weights is not None else None
-        return segmentation_loss(
+        loss = segmentation_loss(
             logits, targets["seg"], weights, self.info.ignore_index, self.config.loss_sampling
         )
+        if regularized:  # Mostajabi §3.3: L = L_seg + lambda L_aux (the branch computes L_aux in forward)
+            loss = loss + self.config.aux_weight * outputs["aux_loss"].float()
+        return loss
 
     def validate(
         self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
@@ -160,6 +188,7 @@ class SegmentationTask:
             scales=(self.config.eval_scale,), progress=progress, examples=self.config.num_examples
         )
         info = self.info
+        model = getattr(model, "inference_model", lambda: model)()  # training-only branches are not scored
         scores, _, examples = evaluate(
             model, loader, info.num_classes, device, info.ignore_index, options, info.class_names
         )

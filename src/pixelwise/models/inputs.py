@@ -31,5 +31,5 @@ class InputNormalizer(nn.Module):
         if self.in_channels == 1 and images.shape[1] == 3:  # grey models take L = (R+G+B)/3 (Larsson §2.3.1)
             images = images.mean(dim=1, keepdim=True)
         x = (images - self.mean) / self.std
-        pad_h, pad_w = -height % self.stride, -width % self.stride
-        return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+        # Always pad (possibly by 0): a data-dependent branch would be frozen into an exported ONNX graph.
+        return F.pad(x, (0, -width % self.stride, 0, -height % self.stride))

@@ -7,6 +7,7 @@ with ``torch.load(weights_only=True)`` (refuses pickled code). Classifier weight
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,6 +16,21 @@ from torch import nn
 
 class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and the reason."""
+
+
+# Boilerplate lines of torch's weights-only refusal; the line that is left says what was refused.
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def _refusal_reason(err: Exception) -> str:
+    """One line saying why ``torch.load(weights_only=True)`` refused a file.
+
+    torch's own message spans paragraphs and suggests retrying with ``weights_only=False``, which is exactly
+    what must not be done with an untrusted file; keep only the specific reason (e.g. the blocked global).
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    specific = [line for line in lines if not line.startswith(_TORCH_BOILERPLATE)]
+    return (specific or lines or [type(err).__name__])[0]
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -28,13 +44,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except Exception as err:  # safetensors raises several error types for bad headers
-            raise WeightsError(f"{path}: not a valid safetensors file ({err})") from err
+            raise WeightsError(f"{path}: not a valid safetensors file ({_refusal_reason(err)})") from err
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "pickle protocol 4": noise next to the one-line error below
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise WeightsError(
             f"{path}: refused to load. Only plain tensor state dicts are accepted (torch.load weights_only=True); "
-            f"pickled code is never executed. Convert the file to .safetensors. ({type(err).__name__}: {err})"
+            f"pickled code is never executed. Convert the file to .safetensors. "
+            f"({type(err).__name__}: {_refusal_reason(err)})"
         ) from err
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

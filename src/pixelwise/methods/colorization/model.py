@@ -8,6 +8,7 @@ S sparse points per image; inference runs the head densely at 1/4 resolution (§
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from pixelwise.models.inputs import InputNormalizer
 from pixelwise.models.taps import FeatureTaps
 
 TARGETS = ("hue-chroma", "lab", "l2")
+Adjust = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
 
 def target_outputs(target: str, bins: int = HUE_CHROMA_BINS) -> dict[str, int]:
@@ -81,9 +83,17 @@ class ColorizationModel(nn.Module):
         taps = self.taps(self.inputs(images))
         return self.head(taps, points=points, size=tuple(images.shape[-2:]), scale=scale)
 
-    def colour_plane(self, images: torch.Tensor, scale: int = 4) -> torch.Tensor:
-        """The decoded 2-channel colour plane at 1/``scale`` resolution (see :mod:`.decoding`)."""
+    def colour_plane(
+        self, images: torch.Tensor, scale: int = 4, adjust: Adjust | None = None
+    ) -> torch.Tensor:
+        """The decoded 2-channel colour plane at 1/``scale`` resolution (see :mod:`.decoding`).
+
+        ``adjust`` may rewrite the dense logits first (e.g. histogram transfer, §2.3.4).
+        """
         outputs = {k: v.float() for k, v in self(images, scale=scale).items()}
+        if adjust is not None:
+            with torch.enable_grad():
+                outputs = adjust(outputs)
         if self.config.target == "hue-chroma":
             return hue_chroma_plane(outputs["hue"], outputs["chroma"])
         if self.config.target == "lab":
@@ -91,7 +101,9 @@ class ColorizationModel(nn.Module):
         return outputs["ab"] * 100  # regression targets are ab / 100
 
     @torch.no_grad()
-    def colorize(self, images: torch.Tensor, infer_scale: float = 1.0) -> torch.Tensor:
+    def colorize(
+        self, images: torch.Tensor, infer_scale: float = 1.0, adjust: Adjust | None = None
+    ) -> torch.Tensor:
         """RGB [N, 3, H, W]: colours predicted from the lightness of ``images``, at ``infer_scale`` x the size."""
         height, width = images.shape[-2:]
         grey = images.mean(dim=1, keepdim=True) if images.shape[1] == 3 else images

@@ -83,8 +83,9 @@ class ColorizationTask:
         parts = [
             build_dataset(config.data, split, size=base_size, transform=transform) for split in config.splits
         ]
-        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms())
-        for dataset in (*parts, val):
+        # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
+        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms(), cache=False)
+        for dataset in parts:
             dataset.preload(progress=False)
         self.name = parts[0].info.name
         return ConcatDataset(parts), val  # labels are loaded with the images but never read

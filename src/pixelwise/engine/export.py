@@ -1,0 +1,67 @@
+"""ONNX export of inference models, checked against PyTorch with onnxruntime.
+
+The exported graph takes ``images`` [N, C, H, W] in [0, 1] (the model normalises and pads itself, so any size
+works when exported with dynamic shapes) and returns ``logits`` [N, classes, H, W]. onnx, onnxscript and
+onnxruntime are optional (``pip install pixelwise[export]``); nothing else in the package imports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class LogitsOnly(nn.Module):
+    """Wraps a ``{"seg": logits}`` model so the exported graph has one plain tensor output."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)["seg"]
+
+
+def _require(module: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise RuntimeError(f"ONNX export needs the '{module}' package: pip install 'pixelwise[export]'")
+
+
+def export_onnx(
+    model: nn.Module, path: str | Path, in_channels: int, size: tuple[int, int], dynamic: bool = True
+) -> Path:
+    """Write ``model`` (a segmentation model in eval mode) to ``path``; ``size`` is the example input size."""
+    _require("onnxscript")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, in_channels, *size)
+    shapes = None
+    if dynamic:
+        dim = torch.export.Dim
+        shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
+    program = torch.onnx.export(
+        LogitsOnly(model).eval(),
+        (example,),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=shapes,
+        dynamo=True,
+    )
+    program.save(str(path))
+    return path
+
+
+def onnx_max_difference(path: str | Path, model: nn.Module, images: torch.Tensor) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's logits on ``images``."""
+    _require("onnxruntime")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(["logits"], {"images": images.numpy()})
+    with torch.no_grad():
+        torch_logits = model(images)["seg"]
+    return float((torch.from_numpy(onnx_logits) - torch_logits).abs().max())
