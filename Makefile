@@ -16,10 +16,9 @@ $(STAMP): pyproject.toml | $(PY)
 
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(VENV)/bin/pixelwise train --data synthetic --arch fcn8s --backbone resnet18 --epochs 6 \
-		--crop 96 128 --output runs/demo
-	$(VENV)/bin/pixelwise eval --checkpoint runs/demo --data synthetic --output runs/demo/eval
-	@echo "demo report: runs/demo/eval/report.html (metrics.json, confusion.png, examples/)"
+	$(VENV)/bin/pixelwise pipeline --data synthetic --output runs/demo --crop 96 128 \
+		--pretrain-epochs 4 --label-ae-epochs 3 --train-epochs 6 --labels-fraction 0.5
+	@echo "demo report: runs/demo/report/report.html (metrics.json, confusion.png, examples/, colorizations/)"
 
 test: $(STAMP)
 	$(PY) -m pytest

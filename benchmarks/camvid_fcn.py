@@ -23,31 +23,12 @@ from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, parse_overrides, result_record, write_result  # noqa: E402
+from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
 
 
 def recipe(arch: str, seed: int, epochs: int, output: Path, extra: dict) -> TrainConfig:
-    values = dict(
-        data=f"camvid:{CAMVID}",
-        output=str(output),
-        arch=arch,
-        backbone="resnet18",
-        epochs=epochs,
-        batch_size=8,
-        base_size=[180, 240],
-        crop=[180, 240],
-        scale=[0.75, 1.5],
-        optimizer="adamw",
-        lr=2e-3,
-        weight_decay=1e-4,
-        schedule="poly",
-        eval_every=max(1, epochs // 4),
-        eval_scale=0.5,
-        seed=seed,
-        resume=(output / "last.safetensors").exists(),
-    )
-    values.update(extra)
-    return TrainConfig(**values)
+    values = camvid_recipe(output, seed, arch=arch, epochs=epochs, eval_every=max(1, epochs // 4))
+    return TrainConfig(**{**values, **extra})
 
 
 def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict:

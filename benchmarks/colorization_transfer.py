@@ -27,7 +27,7 @@ from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, parse_overrides, result_record, write_result  # noqa: E402
+from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
 
 PRETRAINED = {
     "random": None,
@@ -54,30 +54,18 @@ def epochs_for(steps: int, fraction: float, batch: int) -> int:
 def recipe(
     init_from: Path | None, freeze: str, fraction: float, seed: int, epochs: int, output: Path
 ) -> TrainConfig:
-    return TrainConfig(
-        data=f"camvid:{CAMVID}",
-        output=str(output),
-        arch="fcn8s",
-        backbone="resnet18",
+    values = camvid_recipe(
+        output,
+        seed,
         in_channels=1,  # the thesis fine-tunes on grey input (colour back gives nothing: 56.0 vs 55.9)
         init_from=str(init_from) if init_from else None,
         freeze=freeze,
         labels_fraction=fraction,
         epochs=epochs,
-        batch_size=8,
-        base_size=[180, 240],
-        crop=[180, 240],
-        scale=[0.75, 1.5],
-        optimizer="adamw",
-        lr=2e-3,
-        weight_decay=1e-4,
-        schedule="poly",
         amp=True,
         eval_every=0,
-        eval_scale=0.5,
-        seed=seed,
-        resume=(output / "last.safetensors").exists(),
     )
+    return TrainConfig(**values)
 
 
 def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.Namespace) -> None:

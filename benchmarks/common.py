@@ -55,3 +55,28 @@ def clean(value: Any) -> Any:
 def write_result(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(clean(record), indent=2))
+
+
+def camvid_recipe(output: Path, seed: int, **overrides: Any) -> dict[str, Any]:
+    """The CamVid training recipe every benchmark starts from (docs/results.md): FCN-8s / ResNet-18 from scratch,
+    AdamW 2e-3 + poly, batch 8, frames cached at 180x240, scale jitter 0.75-1.5, 180x240 crops, inference at half
+    the full resolution. An existing ``last.safetensors`` in ``output`` is resumed."""
+    values: dict[str, Any] = dict(
+        data=f"camvid:{CAMVID}",
+        output=str(output),
+        arch="fcn8s",
+        backbone="resnet18",
+        batch_size=8,
+        base_size=[180, 240],
+        crop=[180, 240],
+        scale=[0.75, 1.5],
+        optimizer="adamw",
+        lr=2e-3,
+        weight_decay=1e-4,
+        schedule="poly",
+        eval_scale=0.5,
+        seed=seed,
+        resume=(output / "last.safetensors").exists(),
+    )
+    values.update(overrides)
+    return values

@@ -13,7 +13,19 @@ from pixelwise.cli.main import build_parser, main
 from pixelwise.cli.options import build_config
 from pixelwise.engine.config import TrainConfig
 
-SUBCOMMANDS = ("train", "pretrain", "eval", "predict", "colorize", "export", "datasets", "models", "label-ae")
+SUBCOMMANDS = (
+    "train",
+    "pretrain",
+    "tune",
+    "eval",
+    "predict",
+    "colorize",
+    "pipeline",
+    "export",
+    "datasets",
+    "models",
+    "label-ae",
+)
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -11,6 +11,7 @@ from pixelwise.engine.config import (
     ColorizeConfig,
     EvalConfig,
     ExportConfig,
+    PipelineConfig,
     PredictConfig,
     PretrainConfig,
     TrainConfig,
@@ -148,6 +149,28 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_pipeline(sub: argparse._SubParsersAction) -> None:
+    add_config_command(
+        sub,
+        "pipeline",
+        "pretrain -> tune -> train -> evaluate -> report, resumable",
+        "The whole system: colorization pretraining on the images (labels unused), optional Mix-and-Match "
+        "tuning and label-autoencoder regulariser, segmentation training on --labels-fraction of the labels, "
+        "evaluation, and OUTPUT/report/report.html (metrics, per-class IoU, confusion matrix, training curves, "
+        "example predictions and colorizations). Finished stages are skipped, interrupted ones resumed.",
+        PipelineConfig,
+        run_pipeline,
+    )
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    from pixelwise.pipeline import run_pipeline as pipeline
+
+    scores = pipeline(build_config(PipelineConfig, args))
+    print(json.dumps({k: scores[k] for k in ("mean_iou", "pixel_acc", "stages")}, indent=2))
+    return 0
+
+
 def register_export(sub: argparse._SubParsersAction) -> None:
     add_config_command(
         sub,
@@ -214,12 +237,20 @@ def register_label_ae(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_tune(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.tune import register_tune as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
+    register_tune,
     register_eval,
     register_predict,
     register_colorize,
+    register_pipeline,
     register_export,
     register_datasets,
     register_models,

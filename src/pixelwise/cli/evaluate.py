@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -19,8 +20,13 @@ from pixelwise.report.html import write_report
 from pixelwise.report.images import save_confusion_png
 
 
-def evaluate_checkpoint(config: EvalConfig) -> dict:
-    """Evaluate and write ``metrics.json`` and ``confusion.png``; returns the JSON-ready scores."""
+def evaluate_checkpoint(
+    config: EvalConfig,
+    title: str = "pixelwise evaluation",
+    sections: Sequence[tuple[str, Sequence[Path]]] = (),
+) -> dict:
+    """Evaluate and write ``metrics.json``, ``confusion.png`` and ``report.html`` (plus any extra image
+    ``sections``, e.g. the pipeline's training curves); returns the JSON-ready scores."""
     if not config.checkpoint or not config.data:
         raise ValueError("eval needs --checkpoint and --data")
     if config.threads:
@@ -51,11 +57,12 @@ def evaluate_checkpoint(config: EvalConfig) -> dict:
     notes = f"checkpoint {checkpoint}, data {config.data} [{config.split}], scales {list(config.scales)}, flip {config.flip}"
     write_report(
         output / "report.html",
-        "pixelwise evaluation",
+        title,
         result,
         info.class_names,
         [output / "confusion.png", *examples],
         notes,
+        sections,
     )
     print(format_scores(result, info.class_names))
     print(f"wrote {output / 'metrics.json'}, {output / 'confusion.png'} and {output / 'report.html'}")

@@ -33,6 +33,15 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def to_metadata(self) -> dict:
+        """The label space as stored in checkpoints (so predict draws the same colours without the data)."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "ignore_index": self.ignore_index,
+        }
+
 
 def default_palette(n: int) -> tuple[RGB, ...]:
     """The Pascal VOC bit-interleaving palette: deterministic and visually distinct for small n."""

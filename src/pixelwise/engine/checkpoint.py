@@ -167,6 +167,19 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
 
 
+def inference_weights(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The inference model's weights from ``state``.
+
+    A resumable ``last.safetensors`` of a run with a training-only branch (e.g. the label-AE regulariser) holds
+    the wrapped model under ``model.`` next to the branch; eval/predict/export want the plain model only.
+    """
+    expected = set(model.state_dict())
+    if expected <= set(state):
+        return state
+    inner = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return inner if expected <= set(inner) else state
+
+
 def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes (segmentation or colorization), weights loaded, in eval mode."""
     from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
@@ -186,7 +199,7 @@ def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict
             model = SegmentationModel(ModelConfig.from_dict(described))
         else:
             raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
-        model.load_state_dict(checkpoint.model_state)
+        model.load_state_dict(inference_weights(checkpoint.model_state, model))
     except (TypeError, KeyError, RuntimeError) as err:  # metadata and tensors that do not fit together
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(

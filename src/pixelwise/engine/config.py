@@ -210,6 +210,79 @@ class PretrainConfig(RunConfig):
     )
 
 
+@dataclass
+class TuneConfig(RunConfig):
+    """Mix-and-Match tuning (Zhan et al. 2018) between pretraining and fine-tuning (``pixelwise tune``).
+
+    Optimiser defaults follow the paper's M&M stage: SGD, lr 0.01 dropped to 0.001 at 75% (iteration 6k of 8k),
+    momentum 0.9, weight decay 5e-4; batches of 16 images x 10 patches form one graph of ~160 nodes.
+    """
+
+    method: str = option(
+        "mixmatch",
+        "tuning method: mixmatch (patches of the labelled target set, a class-wise connected graph, triplet loss)",
+        choices=("mixmatch",),
+    )
+    output: str = option("runs/tune", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples")
+    init_from: str | None = option(
+        None,
+        "checkpoint or run folder whose backbone starts the tuning (e.g. colorization pretraining, "
+        "`pixelwise pretrain`); default: random init",
+    )
+    in_channels: int | None = option(
+        None,
+        "input channels (default: the --init-from checkpoint's, 1 for colorization; else 3)",
+        choices=(1, 3),
+    )
+    feature_layer: str = option(
+        "",
+        "backbone stage whose output, flattened and L2-normalised, is a patch's feature (default: pool5 for VGG, "
+        "the last stage, layer4, for ResNet)",
+    )
+    batch_size: int = option(
+        16, "images per graph B per process (Zhan §4: 16); nodes = B x --patches-per-image"
+    )
+    patches_per_image: int = option(10, "patches K sampled per image (Zhan §4: 10)")
+    patch_sides: list[int] = option(
+        [24, 96],
+        "min max side in pixels of the square patches, drawn uniformly (authors' code: 64-256 on 512 crops, "
+        "i.e. 1/8 to 1/2 of the crop)",
+    )
+    patch_size: int = option(
+        64, "side the patches are resized to before the backbone (Zhan §4: 128 on 512 crops)"
+    )
+    margin: float = option(
+        2.1, "triplet margin alpha of Eq. 1 (Zhan §4: 2.1; D is in [0, 2] so the hinge never switches off)"
+    )
+    sampler: str = option(
+        "graph",
+        "triplets from the class-wise connected graph (one per node) or 'random' triplets: disjoint same-class "
+        "pairs with a random negative (Table 1's ablation)",
+        choices=("graph", "random"),
+    )
+    max_overlap: float = option(
+        0.6, "reject a patch candidate when this fraction of its area is already covered by kept patches"
+    )
+    oversample: int = option(5, "candidates drawn per wanted patch before overlap rejection (then refilled)")
+    background_class: int = option(
+        -1, "class id of a background class, sampled at --background-share of the patches (VOC: 0); -1: none"
+    )
+    background_share: float = option(0.1, "share of patches centred on --background-class (if any)")
+    labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
+    color_jitter: float = option(0.0, "brightness/contrast/saturation jitter (0: off)")
+    optimizer: str = option("sgd", "optimiser", choices=("sgd", "adamw"))
+    lr: float = option(0.01, "base learning rate (Zhan §4: 0.01)")
+    weight_decay: float = option(5e-4, "weight decay (not applied to biases and norm layers)")
+    schedule: str = option("step", "learning-rate schedule", choices=("poly", "step", "constant"))
+    step_epochs: list[int] = option(
+        [], "step schedule: epochs at which the lr is divided by 10 (default: at 75%% of --epochs, Zhan §4)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.schedule == "step" and not self.step_epochs:  # Zhan §4: lr / 10 at iteration 6000 of 8000
+            self.step_epochs = [max(1, round(0.75 * self.epochs))]
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file; keys may use dashes or underscores."""
     with open(path) as handle:
@@ -282,3 +355,28 @@ class ExportConfig:
     size: list[int] = option([360, 480], "example input H W used for tracing (any size works when --dynamic)")
     dynamic: bool = option(True, "dynamic batch, height and width (off: the graph accepts only --size)")
     check: bool = option(True, "compare onnxruntime's logits with PyTorch's on a random image and report")
+
+
+@dataclass
+class PipelineConfig:
+    data: str = option(
+        "synthetic", "labelled data: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'"
+    )
+    output: str = option("runs/pipeline", "folder for every stage's run folder and the final report.html")
+    labels_fraction: float = option(
+        1.0, "fraction of the train labels used by tuning and segmentation training"
+    )
+    backbone: str = option("resnet18", "backbone shared by every stage")
+    arch: str = option("fcn8s", "segmentation head", choices=("fcn32s", "fcn16s", "fcn8s"))
+    pretrain_epochs: int = option(10, "colorization pretraining epochs (0 skips pretraining: random init)")
+    mixmatch_epochs: int = option(0, "Mix-and-Match tuning epochs (0 skips the stage)")
+    label_ae_epochs: int = option(0, "label-autoencoder epochs for the label-structure regulariser (0: none)")
+    train_epochs: int = option(20, "segmentation training epochs")
+    batch_size: int = option(8, "images per step in every stage")
+    base_size: list[int] | None = option(None, "resize images once at load to H W (e.g. 180 240 for CamVid)")
+    crop: list[int] = option([96, 128], "training crop H W in every stage")
+    eval_scale: float = option(1.0, "inference scale for validation and the final evaluation")
+    amp: bool = option(False, "bfloat16 autocast (GPU, or CPUs with AVX512-BF16/AMX)")
+    seed: int = option(0, "random seed of every stage")
+    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
+    colorize_examples: int = option(4, "val images colorized for the report")

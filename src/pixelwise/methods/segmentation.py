@@ -82,7 +82,7 @@ def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     parent = load_checkpoint(path)
     parent_model = parent.meta.get("model", {})
     if parent_model.get("kind", "segmentation") != "segmentation":
-        return _load_backbone(model, parent.model_state, parent_model, path)
+        return load_backbone_from_checkpoint(model, parent.model_state, parent_model, path)
     _, unexpected = model.load_state_dict(parent.model_state, strict=False)
     if unexpected:
         raise InitError(
@@ -91,7 +91,12 @@ def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     return parent_model.get("arch") != model.config.arch
 
 
-def _load_backbone(model: SegmentationModel, state: dict, parent_model: dict, path: str) -> bool:
+def load_backbone_from_checkpoint(model: nn.Module, state: dict, parent_model: dict, path: str) -> bool:
+    """Load the ``taps.backbone.*`` weights of a checkpoint's ``state`` into ``model.backbone``; returns False.
+
+    ``model`` is any model with a ``backbone`` and a ``config`` naming ``backbone`` and ``in_channels``
+    (segmentation, Mix-and-Match); ``parent_model`` is the checkpoint's model metadata, checked against it.
+    """
     for key in ("backbone", "in_channels"):
         mine, theirs = getattr(model.config, key), parent_model.get(key)
         if theirs is not None and mine != theirs:
@@ -203,12 +208,4 @@ class SegmentationTask:
         return f"val mIoU {scores['mean_iou']:.4f} pixel acc {scores['pixel_acc']:.4f}"
 
     def metadata(self) -> dict[str, Any]:
-        info = self.info
-        return {
-            "dataset": {
-                "name": info.name,
-                "class_names": list(info.class_names),
-                "palette": [list(c) for c in info.palette],
-                "ignore_index": info.ignore_index,
-            }
-        }
+        return {"dataset": self.info.to_metadata()}

@@ -25,6 +25,12 @@ def _bar(value: float | None) -> str:
     return f'<td>{100 * value:.1f}</td><td><div style="background:#4a7;height:12px;width:{int(300 * value)}px"></div></td>'
 
 
+def _figures(paths: Sequence[Path]) -> str:
+    return "".join(
+        f"<figure>{_image_tag(p, 720)}<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in paths
+    )
+
+
 def write_report(
     path: str | Path,
     title: str,
@@ -32,6 +38,7 @@ def write_report(
     class_names: Sequence[str],
     images: Sequence[Path] = (),
     notes: str = "",
+    sections: Sequence[tuple[str, Sequence[Path]]] = (),
 ) -> Path:
     """Write ``path`` (HTML) from JSON-ready ``scores`` (see ``metrics.scores_to_json``) and PNG files."""
     path = Path(path)
@@ -49,9 +56,8 @@ def write_report(
         f"<tr><th>{html.escape(name)}</th>{_bar(iou)}</tr>"
         for name, iou in zip(class_names, scores["per_class_iou"])
     )
-    pictures = "".join(
-        f"<figure>{_image_tag(p, 720)}<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in images
-    )
+    pictures = _figures(images)
+    extra = "".join(f"<h2>{html.escape(heading)}</h2>{_figures(paths)}" for heading, paths in sections)
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1000px}} td,th{{padding:2px 8px;text-align:left}}</style>
@@ -61,6 +67,7 @@ def write_report(
 <h2>Metrics (%)</h2><table>{rows}</table>
 <h2>Per-class IoU (%)</h2><table>{bars}</table>
 <h2>Images</h2>{pictures}
+{extra}
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)

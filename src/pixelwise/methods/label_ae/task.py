@@ -109,12 +109,4 @@ class LabelAETask:
         return f"val reconstruction mIoU {scores['mean_iou']:.4f} pixel acc {scores['pixel_acc']:.4f}"
 
     def metadata(self) -> dict[str, Any]:
-        info = self.info
-        return {
-            "dataset": {
-                "name": info.name,
-                "class_names": list(info.class_names),
-                "palette": [list(c) for c in info.palette],
-                "ignore_index": info.ignore_index,
-            }
-        }
+        return {"dataset": self.info.to_metadata()}

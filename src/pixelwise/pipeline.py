@@ -1,0 +1,169 @@
+"""The pipeline the five documents describe together, as one resumable command (``pixelwise pipeline``).
+
+1. colorization pretraining on the images, labels unused (Larsson Ch. 3);
+2. Mix-and-Match tuning on the labelled images (Zhan et al.), optional;
+3. a label autoencoder for the label-structure regulariser (Mostajabi et al.), optional;
+4. segmentation training from the pretrained backbone on grey input, on a fraction of the labels (Long);
+5. evaluation and one self-contained HTML report: metrics, per-class IoU, confusion matrix, training curves,
+   example predictions and colorizations.
+
+Every stage is a run folder under OUTPUT. A stage whose ``metrics.json`` exists is finished and skipped; one with a
+``last.safetensors`` only is resumed. So an interrupted pipeline continues with the same command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelwise.engine.config import EvalConfig, PipelineConfig, PretrainConfig, RunConfig, TrainConfig
+from pixelwise.engine.task import Task
+from pixelwise.engine.trainer import Trainer
+
+
+@dataclass
+class StageRun:
+    name: str
+    folder: Path
+    score_key: str
+
+
+def run_stage(name: str, config: RunConfig, task: Task) -> StageRun:
+    """Train ``task`` in ``config.output`` unless it finished there before; resume it if it was interrupted."""
+    folder = Path(config.output)
+    if (folder / "metrics.json").is_file():
+        print(f"[pipeline] {name}: done already ({folder}), skipped")
+    else:
+        config.resume = (folder / "last.safetensors").is_file()
+        print(f"[pipeline] {name}: {'resuming' if config.resume else 'training'} in {folder}")
+        Trainer(config, task).fit()
+    return StageRun(name, folder, task.score_key)
+
+
+def _shared(config: PipelineConfig) -> dict[str, Any]:
+    return dict(
+        backbone=config.backbone,
+        batch_size=config.batch_size,
+        base_size=config.base_size,
+        crop=config.crop,
+        eval_scale=config.eval_scale,
+        amp=config.amp,
+        seed=config.seed,
+        device=config.device,
+    )
+
+
+def _image_splits(data: str) -> list[str]:
+    """Pretraining sees train + val images where the data has splits (labels are never read)."""
+    return ["train", "val"] if data.startswith(("camvid:", "synthetic")) else ["train"]
+
+
+def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
+    """Run (or continue) every stage; returns the final evaluation scores (JSON-ready)."""
+    from pixelwise.methods.segmentation import SegmentationTask
+
+    out = Path(config.output)
+    stages: list[StageRun] = []
+    init_from: Path | None = None
+    if config.pretrain_epochs:
+        from pixelwise.methods.colorization import ColorizationTask
+
+        pretrain = PretrainConfig(
+            data=config.data,
+            output=str(out / "1-colorization"),
+            splits=_image_splits(config.data),
+            epochs=config.pretrain_epochs,
+            eval_every=max(1, config.pretrain_epochs // 2),
+            **_shared(config),
+        )
+        stages.append(run_stage("colorization pretraining", pretrain, ColorizationTask(pretrain)))
+        init_from = stages[-1].folder / "last.safetensors"
+    label_ae: Path | None = None
+    if config.label_ae_epochs:
+        from pixelwise.methods.label_ae import LabelAETask
+
+        ae = PretrainConfig(
+            method="label-ae",
+            data=config.data,
+            output=str(out / "3-label-ae"),
+            splits=["train"],
+            epochs=config.label_ae_epochs,
+            eval_every=max(1, config.label_ae_epochs // 2),
+            **_shared(config),
+        )
+        stages.append(run_stage("label autoencoder", ae, LabelAETask(ae)))
+        label_ae = stages[-1].folder
+    train = TrainConfig(
+        data=config.data,
+        output=str(out / "4-segmentation"),
+        arch=config.arch,
+        in_channels=1
+        if init_from
+        else 3,  # colorization backbones see lightness (Larsson §3: grey fine-tuning)
+        init_from=str(init_from) if init_from else None,
+        labels_fraction=config.labels_fraction,
+        epochs=config.train_epochs,
+        eval_every=max(1, config.train_epochs // 4),
+        regularizer="label-ae" if label_ae else "none",
+        label_ae=str(label_ae) if label_ae else None,
+        **_shared(config),
+    )
+    stages.append(run_stage("segmentation training", train, SegmentationTask(train)))
+    return report(config, stages, init_from)
+
+
+def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | None) -> dict[str, Any]:
+    """Evaluate the segmentation model and write OUTPUT/report/report.html with every stage's curves."""
+    from pixelwise.cli.evaluate import evaluate_checkpoint
+    from pixelwise.report.curves import plot_training_curves
+
+    folder = Path(config.output) / "report"
+    curves = plot_training_curves(
+        {s.name: s.folder / "log.jsonl" for s in stages},
+        {s.name: s.score_key for s in stages},
+        folder / "training_curves.png",
+    )
+    sections = [("Training curves", [curves])]
+    if colorizer is not None:
+        sections.append(
+            ("Colorizations: grey | colorization | original", colorize_examples(config, colorizer, folder))
+        )
+    evaluation = EvalConfig(
+        checkpoint=str(stages[-1].folder),
+        data=config.data,
+        output=str(folder),
+        scales=[config.eval_scale],
+        device=config.device,
+    )
+    notes = " -> ".join(s.name for s in stages) + f"; labels fraction {config.labels_fraction}"
+    scores = evaluate_checkpoint(evaluation, "pixelwise pipeline", sections)
+    print(f"[pipeline] report: {folder / 'report.html'}")
+    return {**scores, "stages": [s.name for s in stages], "notes": notes}
+
+
+@torch.no_grad()
+def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) -> list[Path]:
+    """Grey | colorization | original panels for the first val images."""
+    from pixelwise.data import build_dataset
+    from pixelwise.engine.checkpoint import build_model_from_checkpoint
+    from pixelwise.report.images import save_panel, to_uint8_image
+
+    model, _ = build_model_from_checkpoint(checkpoint)
+    dataset = build_dataset(config.data, "val")
+    paths = []
+    for index in range(min(config.colorize_examples, len(dataset))):
+        image = dataset[index][0][None]
+        colour = model.colorize(image, config.eval_scale)
+        grey = image.mean(dim=1, keepdim=True).expand_as(image)
+        panels = [to_uint8_image(x[0]) for x in (grey, colour, image)]
+        paths.append(
+            save_panel(
+                panels,
+                ["grey input", "colorization", "original"],
+                folder / "colorizations" / f"{index:02d}.png",
+            )
+        )
+    return paths
