@@ -13,10 +13,20 @@ from pixelwise.cli.main import main
 def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, capsys) -> None:
     out = tmp_path / "pipe"
     flags = ["--data", "synthetic:12:48x64", "--output", str(out), "--crop", "48", "64", "--batch-size", "4"]
-    epochs = ["--pretrain-epochs", "1", "--label-ae-epochs", "1", "--train-epochs", "2", "--labels-fraction", "0.5"]
+    flags += ["--labels-fraction", "0.5"]
+    epochs = [
+        "--pretrain-epochs",
+        "1",
+        "--mixmatch-epochs",
+        "1",
+        "--label-ae-epochs",
+        "1",
+        "--train-epochs",
+        "2",
+    ]
     assert main(["pipeline", *flags, *epochs]) == 0
     first = capsys.readouterr().out
-    for stage in ("1-colorization", "3-label-ae", "4-segmentation"):
+    for stage in ("1-colorization", "2-mixmatch", "3-label-ae", "4-segmentation"):
         assert (out / stage / "metrics.json").is_file(), stage
     page = (out / "report" / "report.html").read_text()
     for heading in ("Per-class IoU", "Training curves", "Colorizations"):
@@ -24,5 +34,5 @@ def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, ca
     assert page.count("data:image/png;base64") >= 4  # confusion, curves, examples and colorizations embedded
     assert main(["pipeline", *flags, *epochs]) == 0  # a rerun trains nothing and reports the same numbers
     second = capsys.readouterr().out
-    assert second.count("done already") == 3 and "training in" not in second
+    assert second.count("done already") == 4 and "training in" not in second
     assert first.split('"mean_iou":')[1].split(",")[0] == second.split('"mean_iou":')[1].split(",")[0]

@@ -1,7 +1,7 @@
 """The pipeline the five documents describe together, as one resumable command (``pixelwise pipeline``).
 
 1. colorization pretraining on the images, labels unused (Larsson Ch. 3);
-2. Mix-and-Match tuning on the labelled images (Zhan et al.), optional;
+2. Mix-and-Match tuning on the labelled images (Zhan et al.), optional (``--mixmatch-epochs``);
 3. a label autoencoder for the label-structure regulariser (Mostajabi et al.), optional;
 4. segmentation training from the pretrained backbone on grey input, on a fraction of the labels (Long);
 5. evaluation and one self-contained HTML report: metrics, per-class IoU, confusion matrix, training curves,
@@ -19,7 +19,14 @@ from typing import Any
 
 import torch
 
-from pixelwise.engine.config import EvalConfig, PipelineConfig, PretrainConfig, RunConfig, TrainConfig
+from pixelwise.engine.config import (
+    EvalConfig,
+    PipelineConfig,
+    PretrainConfig,
+    RunConfig,
+    TrainConfig,
+    TuneConfig,
+)
 from pixelwise.engine.task import Task
 from pixelwise.engine.trainer import Trainer
 
@@ -81,6 +88,21 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         )
         stages.append(run_stage("colorization pretraining", pretrain, ColorizationTask(pretrain)))
         init_from = stages[-1].folder / "last.safetensors"
+    grey = init_from is not None  # colorization backbones see lightness (Larsson §3: grey fine-tuning)
+    if config.mixmatch_epochs:
+        from pixelwise.methods.mixmatch import MixMatchTask
+
+        tune = TuneConfig(
+            data=config.data,
+            output=str(out / "2-mixmatch"),
+            init_from=str(init_from) if init_from else None,
+            epochs=config.mixmatch_epochs,
+            eval_every=max(1, config.mixmatch_epochs // 2),
+            labels_fraction=config.labels_fraction,
+            **_shared(config),
+        )
+        stages.append(run_stage("Mix-and-Match tuning", tune, MixMatchTask(tune)))
+        init_from = stages[-1].folder / "last.safetensors"
     label_ae: Path | None = None
     if config.label_ae_epochs:
         from pixelwise.methods.label_ae import LabelAETask
@@ -100,9 +122,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         data=config.data,
         output=str(out / "4-segmentation"),
         arch=config.arch,
-        in_channels=1
-        if init_from
-        else 3,  # colorization backbones see lightness (Larsson §3: grey fine-tuning)
+        in_channels=1 if grey else 3,
         init_from=str(init_from) if init_from else None,
         labels_fraction=config.labels_fraction,
         epochs=config.train_epochs,
@@ -112,7 +132,8 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         **_shared(config),
     )
     stages.append(run_stage("segmentation training", train, SegmentationTask(train)))
-    return report(config, stages, init_from)
+    colorizer = out / "1-colorization" / "last.safetensors" if config.pretrain_epochs else None
+    return report(config, stages, colorizer)
 
 
 def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | None) -> dict[str, Any]:

@@ -197,6 +197,11 @@ def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict
             model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))
         elif kind == "segmentation":
             model = SegmentationModel(ModelConfig.from_dict(described))
+        elif kind in ("mixmatch", "label-ae"):
+            raise ValueError(
+                f"{path}: a {kind} checkpoint holds pretrained weights, not a predictor; "
+                f"use it with `pixelwise train --init-from` (label-ae: `--label-ae`)"
+            )
         else:
             raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
         model.load_state_dict(inference_weights(checkpoint.model_state, model))

@@ -25,8 +25,8 @@ def perceptual_features(features: torch.Tensor) -> torch.Tensor:
 
 
 def perceptual_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Eq. 2 on already-normalised features [N, D]: squared Euclidean distance per row, in [0, 4] ([0, 2] if >= 0)."""
-    return (a - b).pow(2).sum(dim=1)
+    """Eq. 2 on already-normalised features [..., D] (broadcast): squared Euclidean distance, in [0, 4] ([0, 2] if >= 0)."""
+    return (a - b).pow(2).sum(dim=-1)
 
 
 def triplet_loss(embeddings: torch.Tensor, triplets: torch.Tensor, margin: float = MARGIN) -> torch.Tensor:

@@ -3,7 +3,8 @@
 A patch's representation is its pool5 blob (§4), read through :class:`~pixelwise.models.taps.FeatureTaps` (the
 VGG stage ``pool5``; for a ResNet the last stage, ``layer4``, which plays the same role: stride 32, after a ReLU),
 flattened and L2-normalised for the perceptual distance of Eq. 2. Stages after that layer (VGG's fc6/fc7) are not
-run and not trained. The backbone keeps the ``taps.backbone.*`` state-dict keys of every other model, so
+run and not trained. The paper adds BatchNorm to its backbones (§4: "We apply batch normalization to speed up
+convergence"): use a backbone with BN (resnet*, vgg16_bn, vgg16_narrow). The backbone keeps the ``taps.backbone.*`` state-dict keys of every other model, so
 ``pixelwise train --init-from`` takes it into a segmentation network with a new head (Fig. 2(c)).
 """
 

@@ -8,9 +8,10 @@ Per image, K square patches of a random side (uniform in ``sides``), each centre
 is the patch's label (§4: "the central pixel labels"), resized to ``size`` x ``size``. Gaps the paper leaves are
 filled from the authors' code (specs/mix-and-match.md): a patch is never centred on an ignore pixel; where a
 background class exists about ``background_share`` of the patches are centred on it; overlap rejection draws
-``oversample`` x K candidates, keeps them greedily unless more than ``max_overlap`` of a candidate's area is
-already covered by kept patches, and refills from the rejected ones (least covered first) if too few survive;
-a crop that leaves the image is zero-padded. The patches of all B images form one pool: one graph per iteration.
+``oversample`` x K candidates, keeps them greedily unless more than ``max_overlap`` of a candidate's area (inside
+the image) is already covered by kept patches, and refills from the rejected ones (least covered first) if too
+few survive; a crop that leaves the image is zero-padded (black, in the [0, 1] image). The patches of all B
+images form one pool: one graph per iteration.
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ class Patches:
     crops: torch.Tensor  # [N, C, size, size] in the images' range, zero outside the image
     labels: torch.Tensor  # [N] class of the centre pixel
     image_index: torch.Tensor  # [N] which image of the batch each patch comes from
-    boxes: (
-        torch.Tensor
-    )  # [N, 3] (top, left, side) in image pixels; the centre is (top + side // 2, left + side // 2)
+    boxes: torch.Tensor  # [N, 3] (top, left, side); the centre pixel is (top + side // 2, left + side // 2)
     refilled: torch.Tensor  # [N] bool: kept only to reach K, although it broke the overlap rule
 
     def __len__(self) -> int:
@@ -108,7 +107,9 @@ def _select_boxes(
         if len(kept) == sampler.patches_per_image:
             break
         y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + side, height), min(left + side, width)
-        overlap = covered[y0:y1, x0:x1].sum().item() / (side * side)  # covered area / the patch's own area
+        # Covered area / own area, both inside the image: a patch hanging over the border is judged by the
+        # image content it shows (zero padding is never "covered", so it must not dilute the fraction).
+        overlap = covered[y0:y1, x0:x1].sum().item() / max(1, (y1 - y0) * (x1 - x0))
         if overlap > sampler.max_overlap:
             rejected.append((overlap, index))
             continue
@@ -146,16 +147,8 @@ def sample_patches(
         boxes = torch.stack([cy - sides // 2, cx - sides // 2, sides], dim=1)
         kept, refill = _select_boxes(boxes, height, width, sampler)
         kept_t = torch.tensor(kept, dtype=torch.long)
-        rows.append(
-            torch.cat(
-                [
-                    torch.full((len(kept), 1), b),
-                    boxes[kept_t],
-                    labels_cpu[b].flatten()[centres[kept_t]][:, None],
-                ],
-                1,
-            )
-        )
+        centre_labels = labels_cpu[b].flatten()[centres[kept_t]]  # §4: the patch's label is its centre's
+        rows.append(torch.cat([torch.full((len(kept), 1), b), boxes[kept_t], centre_labels[:, None]], dim=1))
         refilled += refill
     if not rows:
         empty = torch.zeros(0, dtype=torch.long)
