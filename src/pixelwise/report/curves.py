@@ -21,25 +21,20 @@ def plot_training_curves(logs: dict[str, Path], scores: dict[str, str], path: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pixelwise.report.images import save_figure
+
     names = list(logs)
     fig, axes = plt.subplots(2, len(names), figsize=(4 * len(names), 5), squeeze=False)
-    try:
-        for column, name in enumerate(names):
-            records = read_log(logs[name])
-            train = [r for r in records if r.get("kind") == "train"]
-            val = [r for r in records if r.get("kind") == "val" and r.get(scores[name]) is not None]
-            top, bottom = axes[0][column], axes[1][column]
-            top.plot([r["iteration"] for r in train], [r["loss"] for r in train], lw=1)
-            top.set_title(name)
-            top.set_xlabel("iteration")
-            top.set_ylabel("training loss")
-            bottom.plot([r["iteration"] for r in val], [r[scores[name]] for r in val], "o-")
-            bottom.set_xlabel("iteration")
-            bottom.set_ylabel(f"val {scores[name]}")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=90)
-    finally:
-        plt.close(fig)
-    return path
+    for column, name in enumerate(names):
+        records = read_log(logs[name])
+        train = [r for r in records if r.get("kind") == "train"]
+        val = [r for r in records if r.get("kind") == "val" and r.get(scores[name]) is not None]
+        top, bottom = axes[0][column], axes[1][column]
+        top.plot([r["iteration"] for r in train], [r["loss"] for r in train], lw=1)
+        top.set_title(name)
+        top.set_xlabel("iteration")
+        top.set_ylabel("training loss")
+        bottom.plot([r["iteration"] for r in val], [r[scores[name]] for r in val], "o-")
+        bottom.set_xlabel("iteration")
+        bottom.set_ylabel(f"val {scores[name]}")
+    return save_figure(fig, path, dpi=90)

@@ -142,20 +142,27 @@ def save_confusion_png(
     n = len(class_names)
     size = max(4.0, 0.5 * n + 2.0)
     fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(np.nan_to_num(values), cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(range(n), labels=class_names, rotation=90)
+    ax.set_yticks(range(n), labels=class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    _annotate(ax, values, normalize is not None)
+    iou_text = "nan" if math.isnan(mean_iou) else f"{100 * mean_iou:.1f}"
+    ax.set_title(f"confusion ({normalize or 'counts'}), mean IU {iou_text}")
+    return save_figure(fig, path, dpi=100)
+
+
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+    """Lay out, save as PNG (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
     try:
-        im = ax.imshow(np.nan_to_num(values), cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        ax.set_xticks(range(n), labels=class_names, rotation=90)
-        ax.set_yticks(range(n), labels=class_names)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("ground truth")
-        _annotate(ax, values, normalize is not None)
-        iou_text = "nan" if math.isnan(mean_iou) else f"{100 * mean_iou:.1f}"
-        ax.set_title(f"confusion ({normalize or 'counts'}), mean IU {iou_text}")
         fig.tight_layout()
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png", dpi=100)
+        fig.savefig(path, format="png", dpi=dpi)
     finally:
         plt.close(fig)
     return path
