@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(VENV)/bin/pixelwise pipeline --data synthetic --output runs/demo --crop 96 128 \
-		--pretrain-epochs 4 --label-ae-epochs 3 --train-epochs 6 --labels-fraction 0.5
+		--pretrain-epochs 4 --mixmatch-epochs 2 --label-ae-epochs 3 --train-epochs 12
 	@echo "demo report: runs/demo/report/report.html (metrics.json, confusion.png, examples/, colorizations/)"
 
 test: $(STAMP)
