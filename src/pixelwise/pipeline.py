@@ -170,7 +170,7 @@ def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) ->
     """Grey | colorization | original panels for the first val images."""
     from pixelwise.data import build_dataset
     from pixelwise.engine.checkpoint import build_model_from_checkpoint
-    from pixelwise.report.images import save_panel, to_uint8_image
+    from pixelwise.report.images import save_colorization_panel
 
     model, _ = build_model_from_checkpoint(checkpoint)
     dataset = build_dataset(config.data, "val")
@@ -178,13 +178,6 @@ def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) ->
     for index in range(min(config.colorize_examples, len(dataset))):
         image = dataset[index][0][None]
         colour = model.colorize(image, config.eval_scale)
-        grey = image.mean(dim=1, keepdim=True).expand_as(image)
-        panels = [to_uint8_image(x[0]) for x in (grey, colour, image)]
-        paths.append(
-            save_panel(
-                panels,
-                ["grey input", "colorization", "original"],
-                folder / "colorizations" / f"{index:02d}.png",
-            )
-        )
+        path = folder / "colorizations" / f"{index:02d}.png"
+        paths.append(save_colorization_panel(colour[0], image[0], path))
     return paths

@@ -19,7 +19,7 @@ from pixelwise.methods.colorization.histogram_transfer import (
     global_histograms,
     quantile_match,
 )
-from pixelwise.report.images import save_panel, save_png, to_uint8_image
+from pixelwise.report.images import save_colorization_panel, save_png, to_uint8_image
 
 GREY_CHROMA = 2 / 255  # an input whose chroma never exceeds this is grey: there is no truth to compare with
 
@@ -55,9 +55,8 @@ def colorize_images(config: ColorizeConfig, inputs: list[Path]) -> list[Path]:
         colour = transfer(model, image, config) if has_truth else model.colorize(image, config.infer_scale)
         written.append(save_png(to_uint8_image(colour[0].cpu()), output / f"{path.stem}_color.png"))
         if has_truth:  # a colour input: show and score against the truth
+            save_colorization_panel(colour[0], image[0], output / f"{path.stem}_panel.png")
             grey = image.mean(dim=1, keepdim=True).expand_as(image)
-            panels = [to_uint8_image(x[0].cpu()) for x in (grey, colour, image)]
-            save_panel(panels, ["grey input", "colorization", "original"], output / f"{path.stem}_panel.png")
             gains.append((float(psnr(colour, image)[0]), float(psnr(grey, image)[0])))
     if gains:
         mean = [sum(v) / len(gains) for v in zip(*gains)]

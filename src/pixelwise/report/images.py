@@ -108,6 +108,13 @@ def save_panel(images: Sequence[np.ndarray], titles: Sequence[str], path: str | 
     return path
 
 
+def save_colorization_panel(colour: torch.Tensor, original: torch.Tensor, path: str | Path) -> Path:
+    """grey input | colorization | original for one [3, H, W] image in [0, 1] (grey = L = mean of RGB)."""
+    grey = original.mean(dim=0, keepdim=True).expand_as(original)
+    panels = [to_uint8_image(x.detach().cpu()) for x in (grey, colour, original)]
+    return save_panel(panels, ["grey input", "colorization", "original"], path)
+
+
 def _normalized(cm: np.ndarray, normalize: str | None) -> np.ndarray:
     cm = cm.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

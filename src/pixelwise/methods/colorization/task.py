@@ -123,7 +123,7 @@ class ColorizationTask:
                 sums += torch.stack([psnr(*pair)[0], psnr(grey_image[None], truth[None])[0], ab_rmse(*pair),
                                      torch.ones((), device=device)]).double()  # fmt: skip
                 if len(examples) < self.config.num_examples:
-                    examples.append((grey_image.cpu(), pred.cpu(), truth.cpu()))
+                    examples.append((pred.cpu(), truth.cpu()))
         all_reduce_sum(sums)
         count = sums[3].clamp(min=1)
         scores = {
@@ -135,13 +135,10 @@ class ColorizationTask:
         return scores, examples
 
     def save_examples(self, examples: list[Any], folder: Path) -> None:
-        from pixelwise.report.images import save_panel, to_uint8_image
+        from pixelwise.report.images import save_colorization_panel
 
-        for index, (grey, pred, truth) in enumerate(examples):
-            panels = [to_uint8_image(x) for x in (grey, pred, truth)]
-            save_panel(
-                panels, ["grey input", "colorization", "ground truth"], Path(folder) / f"{index:02d}.png"
-            )
+        for index, (pred, truth) in enumerate(examples):
+            save_colorization_panel(pred, truth, Path(folder) / f"{index:02d}.png")
 
     def summary(self, scores: dict[str, Any]) -> str:
         return (
