@@ -199,3 +199,14 @@ def test_colorize_with_histogram_transfer(pretrained, tmp_path: Path, mode: str)
     flags = ["--checkpoint", str(pretrained[0]), "--output", str(tmp_path), "--histogram-transfer", mode]
     assert main(["colorize", *flags, str(path)]) == 0
     assert (tmp_path / "scene_color.png").is_file()
+
+
+def test_point_histograms_equal_dense_window_histograms_at_the_points() -> None:
+    from pixelwise.methods.colorization import point_histograms, window_histograms
+
+    torch.manual_seed(0)
+    indices = torch.randint(0, 6, (2, 13, 17))
+    points = torch.cat([random_points(2, 30, (13, 17)), torch.tensor([[[0, 0], [12, 16]]] * 2)], dim=1)
+    for window in (1, 3, 7):
+        dense = gather_points(window_histograms(indices, 6, window), points)
+        torch.testing.assert_close(point_histograms(indices, points, 6, window), dense)

@@ -9,13 +9,19 @@
 from pixelwise.methods.colorization.decoding import *  # noqa: F403
 from pixelwise.methods.colorization.losses import *  # noqa: F403
 from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig, target_outputs
-from pixelwise.methods.colorization.task import ColorizationTask, gather_points, sparse_colour_loss
+from pixelwise.methods.colorization.task import (
+    ColorizationTask,
+    gather_points,
+    point_histograms,
+    sparse_colour_loss,
+)
 
 __all__ = [  # noqa: F405
     "ColorizationModel",
     "ColorizationTask",
     "ColorizerConfig",
     "gather_points",
+    "point_histograms",
     "sparse_colour_loss",
     "target_outputs",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
@@ -23,11 +24,10 @@ from pixelwise.methods.colorization.decoding import ab_rmse, psnr
 from pixelwise.methods.colorization.losses import (
     gaussian_quantile_centres,
     hue_chroma_loss,
-    hue_chroma_targets,
     kl_divergence,
     nearest_bin,
     regression_loss,
-    window_histograms,
+    uniform_centres,
 )
 from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
 from pixelwise.models.heads.hypercolumn import random_points
@@ -44,24 +44,45 @@ def gather_points(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return values[..., 0] if squeeze else values
 
 
+def point_histograms(indices: torch.Tensor, points: torch.Tensor, bins: int, window: int) -> torch.Tensor:
+    """Bin histograms [N, S, K] of the R x R windows of ``indices`` [N, H, W] centred on ``points`` [N, S, 2].
+
+    Equals :func:`window_histograms` followed by :func:`gather_points` (pixels outside the image are left out,
+    like ``count_include_pad=False``) but only touches S * R^2 pixels per image, not the whole dense map: the
+    training loss needs the targets at the sparse points only.
+    """
+    height, width = indices.shape[-2:]
+    offsets = torch.arange(window, device=indices.device) - window // 2
+    rows = points[..., 0, None, None] + offsets.view(-1, 1)  # [N, S, R, 1]
+    cols = points[..., 1, None, None] + offsets.view(1, -1)  # [N, S, 1, R]
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)  # [N, S, R, R]
+    flat = rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)
+    values = indices.flatten(1).gather(1, flat.flatten(1)).view(flat.shape)
+    counts = (F.one_hot(values, bins) * inside.unsqueeze(-1)).sum(dim=(2, 3)).float()
+    return counts / inside.sum(dim=(2, 3)).unsqueeze(-1)
+
+
 def sparse_colour_loss(
     outputs: dict[str, torch.Tensor], images: torch.Tensor, points: torch.Tensor, target: str, window: int
 ) -> torch.Tensor:
     """The colorization loss at sparse points; ``outputs`` are the head's [N, S, K] logits at ``points``."""
     flat = {k: v.float().flatten(0, 1) for k, v in outputs.items()}  # [N*S, K]: bins on dim 1
+    bins = next(iter(flat.values())).shape[1]
     if target == "hue-chroma":
-        targets = hue_chroma_targets(rgb_to_hcl(images), flat["hue"].shape[1], window)
-        hue, chroma = (gather_points(t, points).flatten(0, 1) for t in (targets.hue, targets.chroma))
-        weight = gather_points(targets.centre_chroma, points).flatten()
-        return hue_chroma_loss(flat["hue"], flat["chroma"], hue, chroma, weight)
+        hcl = rgb_to_hcl(images)
+        centres = uniform_centres(bins).to(images.device)
+        hue = point_histograms(nearest_bin(hcl[:, 0], centres, circular=True), points, bins, window)
+        chroma = point_histograms(nearest_bin(hcl[:, 1], centres), points, bins, window)
+        weight = gather_points(hcl[:, 1], points).flatten()
+        return hue_chroma_loss(flat["hue"], flat["chroma"], hue.flatten(0, 1), chroma.flatten(0, 1), weight)
     ab = rgb_to_lab(images)[:, 1:]
     if target == "l2":
         return regression_loss(flat["ab"], gather_points(ab / 100, points).flatten(0, 1))
-    centres = gaussian_quantile_centres(flat["a"].shape[1]).to(images.device)
+    centres = gaussian_quantile_centres(bins).to(images.device)
     loss = images.new_zeros(())
     for channel, name in enumerate(("a", "b")):
-        histogram = window_histograms(nearest_bin(ab[:, channel], centres), centres.numel(), window)
-        loss = loss + kl_divergence(gather_points(histogram, points).flatten(0, 1), flat[name]).mean()
+        histogram = point_histograms(nearest_bin(ab[:, channel], centres), points, bins, window)
+        loss = loss + kl_divergence(histogram.flatten(0, 1), flat[name]).mean()
     return loss
 
 
