@@ -29,13 +29,14 @@ Each arm writes benchmarks/results/mixmatch/<arm>_seed<S>.json and is skipped wh
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixelwise.engine.config import TuneConfig
+from pixelwise.engine.config import TrainConfig, TuneConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.mixmatch import DiagnoseConfig, MixMatchTask, diagnose
 
@@ -136,6 +137,18 @@ def middle_stage(
     return checkpoint, record
 
 
+def identical_transfer_run(init_name: str, seed: int, config: TrainConfig) -> dict[str, Any] | None:
+    """The colorization_transfer result of this very fine-tuning run (same config but its folder), if any."""
+    path = ROOT / "benchmarks" / "results" / "colorization_transfer" / f"{init_name}_none_f1_seed{seed}.json"
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    ignored = ("output", "resume")
+    ours = {k: v for k, v in config.to_dict().items() if k not in ignored}
+    theirs = {k: v for k, v in record["config"].items() if k not in ignored}
+    return record if ours == theirs else None
+
+
 def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     tag = f"{arm}{args.tag}_seed{seed}"
     result_path = RESULTS / f"{tag}.json"
@@ -156,8 +169,17 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     config = recipe(start_from, "none", 1.0, seed, epochs_for(args.ft_steps, 1.0, 8), BENCH / f"{tag}_ft")
     for key, value in args.overrides.items():
         setattr(config, key, value)
-    scores, iterations, _ = fit(config)
-    minutes = (time.time() - started) / 60
+    same_run = identical_transfer_run(init_name, seed, config) if middle is None else None
+    if same_run is not None:  # the no-M&M arms are exactly colorization_transfer's 100%-label arms
+        scores, iterations, minutes = (
+            same_run["val"],
+            same_run["iterations"],
+            same_run["wall_minutes_including_eval"],
+        )
+        print(f"  same run as colorization_transfer/{init_name}_none_f1_seed{seed}: reused")
+    else:
+        scores, iterations, _ = fit(config)
+        minutes = (time.time() - started) / 60
     record = result_record(
         "mixmatch",
         tag,
@@ -169,6 +191,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
         seed=seed,
         iterations=iterations,
         middle_stage=stage,
+        reused_from=same_run["tag"] if same_run else None,
         val={k: v for k, v in scores.items() if k != "per_class_acc"},
     )
     write_result(result_path, record)

@@ -5,11 +5,16 @@ Launch with ``torchrun --nproc-per-node N -m pixelwise.cli.main train ...``: glo
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.utils.data import Sampler
 
 
 @dataclass(frozen=True)
@@ -53,3 +58,88 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+class ShardedRandomSampler(Sampler[int]):
+    """This process's share of one seeded random order per epoch (torch's RandomSampler order when alone).
+
+    Rank r takes every W-th index of the shared permutation, starting at r, so the W ranks' k-th batches of B images
+    together are exactly the k-th batch of W*B images of one process with the same seed: ``torchrun`` training is
+    single-process training split up, not a different experiment. Like DistributedSampler, the order is padded
+    with its first indices to a multiple of W so every rank steps the same number of times.
+    """
+
+    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
+        self.size, self.rank, self.world_size, self.seed = size, rank, world_size, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * 1000 + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        order += order[: len(self) * self.world_size - self.size]
+        return iter(order[self.rank :: self.world_size])
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.world_size)
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over processes whose gradient is again the sum over processes (every rank's loss used the total)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(tensor.clone())
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(grad.clone())
+
+
+class CrossProcessBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics span every process's batch, on CPU too (torch's SyncBatchNorm is
+    GPU-only). Sums and sums of squares are all-reduced with autograd, so W processes of B images normalise, and
+    back-propagate, exactly as one process of W*B images."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return super().forward(x)
+        channels = x.shape[1]
+        values = x.float()
+        count = torch.tensor([values.numel() / channels], device=x.device)
+        stats = torch.cat([values.sum((0, 2, 3)), (values * values).sum((0, 2, 3)), count])
+        stats = _AllReduceSum.apply(stats)
+        total = stats[-1]
+        mean = stats[:channels] / total
+        var = (stats[channels : 2 * channels] / total - mean * mean).clamp_min(0)
+        if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = self.momentum if self.momentum is not None else 1 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean, momentum)
+                self.running_var.lerp_(var * total / (total - 1).clamp_min(1), momentum)
+        shape = (1, channels, 1, 1)
+        out = (values - mean.view(shape)) * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    """Swap every BatchNorm2d for one with cross-process statistics (parameters and buffers kept, so frozen
+    layers stay frozen and checkpoints keep their keys)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if type(model) is nn.BatchNorm2d:
+        synced = CrossProcessBatchNorm2d(
+            model.num_features, model.eps, model.momentum, model.affine, model.track_running_stats
+        )
+        synced.load_state_dict(model.state_dict())
+        synced.weight, synced.bias = model.weight, model.bias  # the same Parameters (requires_grad kept)
+        return synced.train(model.training)
+    for name, child in model.named_children():
+        setattr(model, name, sync_batchnorm(child, device))
+    return model

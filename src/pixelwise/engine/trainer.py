@@ -1,7 +1,8 @@
 """The training loop shared by every method (torchvision references style: main -> train_one_epoch -> evaluate).
 
-One code path for one process and for ``torchrun``: the sampler is swapped for a DistributedSampler, the model is
-wrapped in DDP, metrics are all-reduced and only rank 0 writes logs, PNGs and checkpoints. What is trained and how
+One code path for one process and for ``torchrun``: each process takes its share of the same seeded order, the
+model is wrapped in DDP with cross-process BatchNorm (so N processes train as one process with N times the batch
+would), metrics are all-reduced and only rank 0 writes logs, PNGs and checkpoints. What is trained and how
 it is scored comes from a :class:`~pixelwise.engine.task.Task` (supervised segmentation by default).
 
 Reliability: a run holds ``OUTPUT/.lock`` (one run per folder); SIGINT/SIGTERM finish the current step and save
@@ -28,14 +29,21 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from pixelwise.data.validation import skip_bad_samples
 from pixelwise.engine import optim
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.config import RunConfig, save_yaml
-from pixelwise.engine.distributed import DistInfo, all_reduce_sum, init_distributed, resolve_device
+from pixelwise.engine.distributed import (
+    DistInfo,
+    ShardedRandomSampler,
+    all_reduce_sum,
+    init_distributed,
+    resolve_device,
+    sync_batchnorm,
+)
 from pixelwise.engine.logging import JsonlLogger
 from pixelwise.engine.task import Task
 from pixelwise.metrics import scores_to_json
@@ -192,18 +200,13 @@ class SkippingSampler(Sampler[int]):
 def make_loader(
     dataset: Any, config: RunConfig, dist_info: DistInfo, device: torch.device, train: bool
 ) -> DataLoader:
-    if dist_info.enabled and train:
+    sampler: Sampler[int] | list[int] | None = None
+    if train:
         sampler = SkippingSampler(
-            DistributedSampler(dataset, dist_info.world_size, dist_info.rank, shuffle=True, seed=config.seed)
+            ShardedRandomSampler(len(dataset), dist_info.rank, dist_info.world_size, config.seed)
         )
-    elif (
-        dist_info.enabled
-    ):  # every image exactly once over all ranks (DistributedSampler would pad with repeats)
+    elif dist_info.enabled:  # every image exactly once over all ranks (no padding with repeats)
         sampler = list(range(dist_info.rank, len(dataset), dist_info.world_size))
-    elif train:
-        sampler = SkippingSampler(RandomSampler(dataset, generator=torch.Generator()))
-    else:
-        sampler = None
     workers = config.workers if config.workers is not None else (0 if device.type == "cpu" else 4)
     return DataLoader(
         dataset,
@@ -216,13 +219,11 @@ def make_loader(
     )
 
 
-def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Reseed the data order per epoch so a resumed run sees exactly the batches an uninterrupted one would."""
     sampler = getattr(loader.sampler, "base", loader.sampler)
-    if isinstance(sampler, DistributedSampler):
+    if isinstance(sampler, ShardedRandomSampler):
         sampler.set_epoch(epoch)
-    elif isinstance(sampler, RandomSampler) and sampler.generator is not None:
-        sampler.generator.manual_seed(seed * 1000 + epoch)
 
 
 class Trainer:
@@ -254,6 +255,8 @@ class Trainer:
                 file=sys.stderr,
             )
         self.model, self.base_lr = task.build_model()
+        if self.dist.enabled:  # batch statistics over all processes: N processes train as one would
+            self.model = sync_batchnorm(self.model, self.device)
         self.frozen = freeze_stages(self.model.backbone, config.freeze)
         self.model.to(self.device)
         self.net: nn.Module = self.model
@@ -462,7 +465,7 @@ class Trainer:
         self.net.train()
         for module in self.frozen:  # frozen layers keep their BatchNorm statistics
             module.eval()
-        set_epoch(self.train_loader, config.seed, self.state.epoch)
+        set_epoch(self.train_loader, self.state.epoch)
         start = self.state.step_in_epoch  # > 0 only when resuming a checkpoint saved mid-epoch
         if isinstance(self.train_loader.sampler, SkippingSampler):
             self.train_loader.sampler.skip = start * config.accumulate * config.batch_size
