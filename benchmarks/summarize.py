@@ -150,6 +150,141 @@ def colorization_transfer_table() -> list[str]:
     return rows + ["", "Commands: " + "; ".join(f"`{c}`" for c in commands)]
 
 
+def _load(folder: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((RESULTS / folder).glob("*.json"))]
+
+
+def _commands(runs: list[dict]) -> list[str]:
+    return ["", "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in runs}))]
+
+
+def _paired_gap(by_seed: dict[int, float], baseline: dict[int, float]) -> str:
+    paired = [by_seed[s] - baseline[s] for s in by_seed if s in baseline]
+    return _mean_std(paired) if paired else "-"
+
+
+def _stage_features(record: dict) -> tuple[dict, dict] | None:
+    """(before, after) patch-feature diagnostics of an M&M / softmax middle stage."""
+    stage = record.get("middle_stage")
+    if not stage:
+        return None
+    diagnostics = stage["diagnostic"]
+    output = str(Path(stage["config"]["output"]) / "last.safetensors")
+    after = diagnostics.get(output)
+    before = next((v for k, v in diagnostics.items() if k != output), None)
+    return (before, after) if before and after else None
+
+
+def mixmatch_table() -> list[str]:
+    """FT mean IoU per arm (mean +- std over seeds), paired gap to colorization -> FT, and the patch features."""
+    runs = _load("mixmatch")
+    if not runs:
+        return []
+    arms: dict[str, dict[int, float]] = {}
+    features: dict[str, list[tuple[dict, dict]]] = {}
+    for r in runs:
+        arms.setdefault(r["arm"], {})[r["seed"]] = r["val"]["mean_iou"]
+        stage = _stage_features(r)
+        if stage:
+            features.setdefault(r["arm"], []).append(stage)
+    rows = [
+        "### Mix-and-Match tuning on CamVid val (`benchmarks/mixmatch.py`)",
+        "",
+        "Grey FCN-8s / ResNet-18 fine-tuned for the same steps after each middle stage; mean IoU (%) mean +- std "
+        "over seeds, gap paired by seed. Patch features: nearest-class-centroid accuracy (%) and intra/inter "
+        "class distance ratio of val patches, embedded by the backbone before -> after the middle stage.",
+        "",
+        "| arm | seeds | FT mean IoU | gap vs colorization_ft | centroid acc before -> after | intra/inter before -> after |",
+        "|---|---|---|---|---|---|",
+    ]
+    baseline = arms.get("colorization_ft", {})
+    for arm, by_seed in sorted(arms.items(), key=lambda item: (item[0] != "colorization_ft", item[0])):
+        stages = features.get(arm, [])
+        acc = ratio = "-"
+        if stages:
+            acc = f"{_mean_std([b['centroid_acc'] for b, _ in stages])} -> {_mean_std([a['centroid_acc'] for _, a in stages])}"
+            ratio = " -> ".join(
+                f"{sum(x[i]['intra_inter_ratio'] for x in stages) / len(stages):.2f}" for i in (0, 1)
+            )
+        gap = "-" if arm == "colorization_ft" else _paired_gap(by_seed, baseline)
+        rows.append(
+            f"| {arm} | {len(by_seed)} | {_mean_std(list(by_seed.values()))} | {gap} | {acc} | {ratio} |"
+        )
+    return rows + _commands(runs)
+
+
+def label_ae_tables() -> list[str]:
+    """The label autoencoder (reconstruction) and the regularised arms (paired gap to the baseline)."""
+    runs = _load("label_ae")
+    if not runs:
+        return []
+    rows = ["### Label-structure regulariser on CamVid val (`benchmarks/label_ae.py`)", ""]
+    for r in (r for r in runs if "val_reconstruction" in r):
+        rows.append(
+            f"Label autoencoder `{r['tag']}`: {r['parameters']:,} parameters, {r['iterations']} steps, "
+            f"{r['wall_minutes_including_eval']} min; val reconstruction mean IoU "
+            f"**{fmt(r['val_reconstruction']['mean_iou'])}**."
+        )
+    arms: dict[tuple, dict[int, float]] = {}
+    steps: dict[tuple, int] = {}
+    for r in (r for r in runs if "arm" in r):
+        key = (r["augment"], r["arm"], r["aux_weight"])
+        arms.setdefault(key, {})[r["seed"]] = r["val"]["mean_iou"]
+        steps[key] = r["iterations"]
+    rows += [
+        "",
+        "From-scratch FCN-8s / ResNet-18, same steps and data stream per seed; mean IoU (%) of the plain "
+        "inference model (branch dropped), mean +- std over seeds, gap paired by seed.",
+        "",
+        "| augmentation | arm | lambda | steps | seeds | mean IoU | gap vs baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(arms, key=lambda k: (k[0], k[1] != "baseline", k[1], k[2])):
+        augment, arm, weight = key
+        baseline = arms.get((augment, "baseline", 0.0), {})
+        gap = "-" if arm == "baseline" else _paired_gap(arms[key], baseline)
+        rows.append(
+            f"| {augment} | {arm} | {weight:g} | {steps[key]} | {len(arms[key])} | "
+            f"{_mean_std(list(arms[key].values()))} | {gap} |"
+        )
+    return rows + _commands([r for r in runs if "arm" in r] or runs)
+
+
+def peers_table() -> list[str]:
+    runs = _load("peers")
+    if not runs:
+        return []
+    rows = [
+        "### pixelwise vs peer libraries at equal wall-clock on CamVid (`benchmarks/peers.py`)",
+        "",
+        "Same data stream, plain loop, AdamW, bf16 autocast, poly-over-time schedule; no pretrained weights.",
+        "",
+        "| model | budget min | parameters | steps | train img/s | inference img/s | peak memory MB | val images | val mean IoU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: -r["val"]["mean_iou"]):
+        rows.append(
+            f"| {r['model']} | {r['budget_minutes']:g} | {r['parameters'] / 1e6:.1f} M | {r['steps']} | "
+            f"{r['train_images_per_s']:.2f} | {r['inference_images_per_s']:.2f} | {r['peak_memory_mb']:.0f} "
+            f"({r['peak_memory_kind']}) | {r['val_images']} | **{fmt(r['val']['mean_iou'])}** |"
+        )
+    return rows + _commands(runs) + [f"Machine: {runs[0]['machine']}; date {runs[0]['date'][:10]}."]
+
+
+def loop_overhead_line() -> list[str]:
+    path = RESULTS / "loop_overhead.json"
+    if not path.exists():
+        return []
+    r = json.loads(path.read_text())
+    return [
+        "### Training-loop overhead (`benchmarks/loop_overhead.py`)",
+        "",
+        f"`pixelwise train` {r['loop_images_per_s']:.2f} img/s vs the bare model's loss + backward + step on "
+        f"fixed tensors {r['bare_images_per_s']:.2f} img/s: overhead **{100 * r['overhead']:.1f}%** "
+        f"(target < 10%). `{r['command']}`, {r['machine']}, {r['date'][:10]}.",
+    ]
+
+
 def main() -> None:
     sections = [
         camvid_fcn_table(),
@@ -157,6 +292,10 @@ def main() -> None:
         upper_bound_table(),
         colorization_pretrain_table(),
         colorization_transfer_table(),
+        mixmatch_table(),
+        label_ae_tables(),
+        peers_table(),
+        loop_overhead_line(),
     ]
     generated = "\n".join([START, "", *("\n".join(rows) + "\n" for rows in sections if rows), END])
     text = DOC.read_text() if DOC.exists() else f"# Results\n\n{START}\n{END}\n"

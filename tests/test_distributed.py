@@ -69,3 +69,21 @@ def test_ranks_split_the_single_process_order() -> None:
         3 * 1000 + 2
     )  # alone, it is torch's RandomSampler order (old runs replay unchanged)
     assert order == torch.randperm(10, generator=generator).tolist()
+
+
+@pytest.mark.slow
+def test_colorization_pretraining_runs_under_torchrun(tmp_path: Path) -> None:
+    """The other tasks share the trainer: a 2-process colorization run trains, validates (sharded) and saves."""
+    run = tmp_path / "colorization"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "-m", "pixelwise.cli.main", "pretrain", "--method", "colorization", "--data", "synthetic:8:48x64",
+        "--epochs", "1", "--batch-size", "2", "--crop", "48", "64", "--samples", "32", "--threads", "1",
+        "--num-examples", "0", "--output", str(run),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert load_checkpoint(run / "last.safetensors").meta["state"]["epoch"] == 1
+    scores = json.loads((run / "metrics.json").read_text())
+    assert scores["psnr"] > 0
