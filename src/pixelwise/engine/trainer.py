@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
@@ -283,11 +284,12 @@ class Trainer:
         }
 
     def save(self, name: str, with_training_state: bool) -> None:
+        rng = self.rng_state() if with_training_state else {}  # on every rank: the states are gathered
         if not self.dist.is_main:
             return
         extra = {}
         if with_training_state:
-            extra = {"optimizer_state": self.optimizer.state_dict(), "rng_state": self.rng_state()}
+            extra = {"optimizer_state": self.optimizer.state_dict(), "rng_state": rng}
         # Inference checkpoints drop training-only branches (e.g. the label-AE regulariser): a model may offer
         # ``inference_model()``; resumable ones keep everything so --resume is exact.
         model = (
@@ -298,16 +300,23 @@ class Trainer:
         save_checkpoint(self.output / f"{name}.safetensors", model.state_dict(), self.metadata(), **extra)
 
     def rng_state(self) -> dict[str, torch.Tensor]:
+        """This process's RNG states; under torchrun every rank's, as ``torch.rank1`` etc. (a collective)."""
         state = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.dist.enabled:  # each rank draws its own augmentations: a resume must give each its own stream
+            ranks: list[Any] = [None] * self.dist.world_size
+            dist.all_gather_object(ranks, {k: v.cpu() for k, v in state.items()})
+            state |= {f"{k}.rank{r}": v for r, states in enumerate(ranks) for k, v in states.items()}
         return state
 
     def set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
-        if "torch" in state:
-            torch.set_rng_state(state["torch"])
-        if "cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], self.device)
+        rank = self.dist.rank
+        mine = {k: state.get(f"{k}.rank{rank}", state.get(k)) for k in ("torch", "cuda")}
+        if mine["torch"] is not None:
+            torch.set_rng_state(mine["torch"])
+        if mine["cuda"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"], self.device)
 
     def resume(self) -> None:
         path = self.output / "last.safetensors"
@@ -445,6 +454,7 @@ class Trainer:
             self.state.epoch += 1
             self.state.step_in_epoch = 0
             out_of_time = config.time_limit is not None and (time.time() - started) / 60 >= config.time_limit
+            (out_of_time,) = self.agree(out_of_time)  # ranks' clocks differ: all stop after the same epoch
             last_epoch = self.state.epoch == config.epochs or out_of_time
             if last_epoch or (config.eval_every and self.state.epoch % config.eval_every == 0):
                 scores = self.validate()
