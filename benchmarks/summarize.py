@@ -150,6 +150,45 @@ def colorization_transfer_table() -> list[str]:
     return rows + ["", "Commands: " + "; ".join(f"`{c}`" for c in commands)]
 
 
+def label_efficiency_plot() -> list[str]:
+    """The label-efficiency curve (issue: pipeline) as a PNG: fine-tuned val mean IoU vs labelled fraction per init."""
+    runs = [r for r in _load("colorization_transfer") if r["freeze"] == "none"]
+    curves: dict[str, dict[float, list[float]]] = {}
+    for r in runs:
+        curves.setdefault(r["init"], {}).setdefault(r["labels_fraction"], []).append(
+            100 * r["val"]["mean_iou"]
+        )
+    if not curves:
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for init, by_fraction in sorted(curves.items()):
+        fractions = sorted(by_fraction)
+        means = [sum(by_fraction[f]) / len(by_fraction[f]) for f in fractions]
+        spreads = [max(by_fraction[f]) - min(by_fraction[f]) for f in fractions]
+        axes.errorbar([100 * f for f in fractions], means, yerr=[s / 2 for s in spreads], marker="o", capsize=3,
+                      label=f"{init} init")  # fmt: skip
+    axes.set(xscale="log", xlabel="train labels used (%)", ylabel="val mean IoU (%)",
+             title="CamVid label efficiency at equal fine-tuning steps")  # fmt: skip
+    axes.set_xticks([10, 25, 50, 100], labels=["10", "25", "50", "100"])
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    image = DOC.parent / "images" / "label_efficiency.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(image)
+    plt.close(figure)
+    return [
+        "### Label efficiency on CamVid val (from the transfer runs above)",
+        "",
+        f"![label efficiency](images/{image.name}) (points: mean over seeds; bars: half the min-max range)",
+    ]
+
+
 def _load(folder: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((RESULTS / folder).glob("*.json"))]
 
@@ -292,6 +331,7 @@ def main() -> None:
         upper_bound_table(),
         colorization_pretrain_table(),
         colorization_transfer_table(),
+        label_efficiency_plot(),
         mixmatch_table(),
         label_ae_tables(),
         peers_table(),

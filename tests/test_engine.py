@@ -143,6 +143,28 @@ def test_poly_and_step_schedules() -> None:
 
 @pytest.mark.camvid
 @pytest.mark.slow
+def test_poly_time_schedule_anneals_over_the_time_budget() -> None:
+    config = TrainConfig(data="synthetic", schedule="poly-time", time_limit=10.0, poly_power=1.0)
+    assert learning_rate(config, 1.0, 0, 100, 10, minutes_trained=0.0) == 1.0
+    assert learning_rate(config, 1.0, 0, 100, 10, minutes_trained=5.0) == pytest.approx(0.5)
+    past_the_budget = learning_rate(config, 1.0, 0, 100, 10, minutes_trained=12.0)
+    assert 0 < past_the_budget <= 0.011  # ~0, never negative
+    with pytest.raises(ValueError, match="time-limit"):
+        learning_rate(TrainConfig(data="synthetic", schedule="poly-time"), 1.0, 0, 100, 10)
+
+
+@pytest.mark.slow
+def test_minutes_trained_survive_a_resume(tmp_path: Path) -> None:
+    """poly-time's clock continues across --resume, so the schedule does not restart."""
+    out_of_time_after_epoch_1 = tiny_config(tmp_path / "run", schedule="poly-time", time_limit=1e-9)
+    Trainer(out_of_time_after_epoch_1).fit()
+    first = load_checkpoint(tmp_path / "run" / "last.safetensors").meta["state"]
+    assert first["epoch"] == 1 and first["minutes_trained"] > 0
+    Trainer(tiny_config(tmp_path / "run", schedule="poly-time", time_limit=60.0, resume=True)).fit()
+    second = load_checkpoint(tmp_path / "run" / "last.safetensors").meta["state"]
+    assert second["epoch"] > 1 and second["minutes_trained"] > first["minutes_trained"]
+
+
 def test_train_and_eval_on_a_few_real_camvid_frames(tmp_path: Path, camvid_root: Path) -> None:
     """Real data through the whole loop: 6 train / 3 val CamVid frames via list files, at quarter resolution."""
     from pixelwise.data import CAMVID_INFO

@@ -56,7 +56,13 @@ class RunConfig:
     momentum: float = option(0.9, "SGD momentum (Long §3.3.5: 0.9 at batch 20)")
     weight_decay: float = option(1e-4, "weight decay (not applied to biases and norm layers)")
     bias_lr_mult: float = option(1.0, "learning-rate multiplier for biases (FCN's Caffe recipe used 2)")
-    schedule: str = option("poly", "learning-rate schedule", choices=("poly", "step", "constant"))
+    schedule: str = option(
+        "poly",
+        "learning-rate schedule; poly-time anneals over the --time-limit budget instead of --epochs "
+        "(t/T = minutes trained / --time-limit; --epochs is then only an upper bound), so a run fits a wall-clock "
+        "budget on any machine",
+        choices=("poly", "poly-time", "step", "constant"),
+    )
     poly_power: float = option(0.9, "poly schedule: lr = base * (1 - t/T)^power")
     step_epochs: list[int] = option([], "step schedule: epochs at which the lr is divided by 10")
     warmup_iters: int = option(0, "linear warm-up iterations")
@@ -70,7 +76,11 @@ class RunConfig:
     eval_scale: float = option(
         1.0, "resize validation images by this factor for inference (labels stay full size)"
     )
-    time_limit: float | None = option(None, "stop after this many minutes of training (checkpoint kept)")
+    time_limit: float | None = option(
+        None,
+        "stop after the epoch that passes this many minutes of training in this invocation (checkpoint kept); "
+        "with --schedule poly-time, minutes over all resumes",
+    )
     seed: int = option(0, "random seed (data order, augmentation, init)")
     device: str = option("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     threads: int | None = option(None, "CPU threads for torch (default: all cores of this process' share)")

@@ -29,17 +29,33 @@ def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.o
 
 
 def learning_rate(
-    config: TrainConfig, base_lr: float, iteration: int, total: int, iters_per_epoch: int
+    config: TrainConfig,
+    base_lr: float,
+    iteration: int,
+    total: int,
+    iters_per_epoch: int,
+    minutes_trained: float = 0.0,
 ) -> float:
-    """The lr at ``iteration`` (0-based) of ``total``: warm-up, then poly / step / constant."""
+    """The lr at ``iteration`` (0-based) of ``total``: warm-up, then poly / poly-time / step / constant."""
     if config.warmup_iters and iteration < config.warmup_iters:
         return base_lr * (iteration + 1) / config.warmup_iters
     if config.schedule == "poly":
         return base_lr * (1 - min(iteration, total - 1) / total) ** config.poly_power
+    if config.schedule == "poly-time":  # the budget is minutes, not steps: the lr reaches ~0 as time runs out
+        progress = min(minutes_trained / require_time_limit(config), 1 - 1 / total)
+        return base_lr * (1 - progress) ** config.poly_power
     if config.schedule == "step":
         epoch = iteration // max(1, iters_per_epoch)
         return base_lr * 0.1 ** sum(epoch >= e for e in config.step_epochs)
     return base_lr
+
+
+def require_time_limit(config: TrainConfig) -> float:
+    if not config.time_limit or config.time_limit <= 0:
+        raise ValueError(
+            "--schedule poly-time anneals over --time-limit MINUTES: set a positive --time-limit"
+        )
+    return config.time_limit
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -75,6 +75,7 @@ class TrainState:
         0  # steps of epoch `epoch` already taken (non-zero in a checkpoint saved on a signal)
     )
     nan_skips: int = 0  # batches dropped by --on-nan skip-batch so far
+    minutes_trained: float = 0.0  # wall-clock minutes of training + validation, resumes included
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainState:
@@ -267,6 +268,7 @@ class Trainer:
         self.optimizer = optim.build_optimizer(self.model, config, self.base_lr)
         self.train_loader = make_loader(self.train_set, config, self.dist, self.device, train=True)
         self.val_loader = make_loader(self.val_set, config, self.dist, self.device, train=False)
+        self._clock_start = time.time()  # run() rebases it on the minutes a resumed checkpoint already used
         self.state = TrainState()
         self.log = JsonlLogger(self.output / "log.jsonl", enabled=self.dist.is_main)
         self.stop_signal: int | None = None  # set by the SIGINT/SIGTERM handler, acted on between steps
@@ -411,6 +413,16 @@ class Trainer:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
+    def minutes_trained(self, agreed: bool = False) -> float:
+        """Minutes spent in ``run`` so far, resumes included; ``agreed``: the slowest rank's clock on every rank,
+        so a time-based lr is the same in all replicas (a collective)."""
+        minutes = (time.time() - self._clock_start) / 60
+        if agreed and self.dist.enabled:
+            clock = torch.tensor([minutes], dtype=torch.float64, device=self.device)
+            dist.all_reduce(clock, op=dist.ReduceOp.MAX)
+            minutes = clock.item()
+        return minutes
+
     def agree(self, *flags: bool) -> list[bool]:
         """Flags true on any rank are true on every rank (one small all-reduce), so all ranks act alike."""
         if not self.dist.enabled:
@@ -447,17 +459,25 @@ class Trainer:
                 f"--accumulate {config.accumulate}; lower them or add images"
             )
         total = optim.total_iterations(config.epochs, iters_per_epoch)
-        started = time.time()
+        if config.schedule == "poly-time":
+            optim.require_time_limit(config)
+        self._clock_start = time.time() - 60 * self.state.minutes_trained  # a resume continues the budget
+        invocation_start = time.time()
         scores: dict[str, Any] = {}
         while self.state.epoch < config.epochs:
             self.train_one_epoch(iters_per_epoch, total)
             self.state.epoch += 1
             self.state.step_in_epoch = 0
-            out_of_time = config.time_limit is not None and (time.time() - started) / 60 >= config.time_limit
+            # poly-time's budget spans resumes (it is the schedule's T); a plain --time-limit is per invocation,
+            # so a job resumed in a new time slot gets the whole slot.
+            per_run = (time.time() - invocation_start) / 60
+            spent = self.minutes_trained() if config.schedule == "poly-time" else per_run
+            out_of_time = config.time_limit is not None and spent >= config.time_limit
             (out_of_time,) = self.agree(out_of_time)  # ranks' clocks differ: all stop after the same epoch
             last_epoch = self.state.epoch == config.epochs or out_of_time
             if last_epoch or (config.eval_every and self.state.epoch % config.eval_every == 0):
                 scores = self.validate()
+            self.state.minutes_trained = self.minutes_trained()
             self.save("last", with_training_state=True)
             if out_of_time:
                 break
@@ -493,7 +513,10 @@ class Trainer:
         )
         with bar:
             for _ in bar:
-                lr = optim.learning_rate(config, self.base_lr, self.state.iteration, total, iters_per_epoch)
+                minutes = self.minutes_trained(agreed=True) if config.schedule == "poly-time" else 0.0
+                lr = optim.learning_rate(
+                    config, self.base_lr, self.state.iteration, total, iters_per_epoch, minutes
+                )
                 optim.set_learning_rate(self.optimizer, lr)
                 # --on-nan skip-batch: BatchNorm statistics updated by a non-finite forward are put back too.
                 buffers = (
@@ -519,6 +542,7 @@ class Trainer:
                         lr=lr,
                     )
                 if stop:
+                    self.state.minutes_trained = self.minutes_trained()
                     self.save("last", with_training_state=True)
                     raise self.interrupted()
 
