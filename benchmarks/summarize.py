@@ -23,18 +23,19 @@ def camvid_fcn_table() -> list[str]:
         "### CamVid FCN runs (`benchmarks/camvid_fcn.py`)",
         "",
         "| run | epochs | class weights | minutes | pixel acc | mean acc | mean IoU | fw IoU | mIoU flip-TTA"
-        " | trimap acc 2/5/10 px | date | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | mIoU scales 0.5+0.75 & flips | trimap acc 2/5/10 px | date | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for path in sorted((RESULTS / "camvid_fcn").glob("*.json")):
         r = json.loads(path.read_text())
         v, c = r["val"], r["config"]
         flip = r.get("val_flip_tta", {}).get("mean_iou")
+        multi_scale = r.get("val_ms_flip_tta", {}).get("mean_iou")
         trimap = "/".join(fmt(v.get(f"trimap_acc@{w}px")) for w in (2, 5, 10))
         rows.append(
             f"| {r['tag']} | {c['epochs']} | {c['class_weights']} | {r['wall_minutes_including_eval']} | "
             f"{fmt(v['pixel_acc'])} | {fmt(v['mean_acc'])} | **{fmt(v['mean_iou'])}** | {fmt(v['fw_iou'])} | "
-            f"{fmt(flip)} | {trimap} | {r['date'][:10]} | `{r['command']}` |"
+            f"{fmt(flip)} | {fmt(multi_scale)} | {trimap} | {r['date'][:10]} | `{r['command']}` |"
         )
     rows += ["", "Per-class IoU (%):", ""]
     names = None
