@@ -59,7 +59,7 @@ def test_zero_initialised_16s_and_8s_reproduce_their_parent(backbone: str) -> No
 
 def test_score_layers_start_at_zero() -> None:
     model = create_model("fcn8s", "resnet18", num_classes=4)
-    assert all(float(p.abs().sum()) == 0 for n, p in model.head.named_parameters() if "scores" in n)
+    assert all(float(p.detach().abs().sum()) == 0 for n, p in model.head.named_parameters() if "scores" in n)
 
 
 @pytest.mark.parametrize("size", [(32, 32), (45, 61), (97, 130)])
