@@ -21,14 +21,21 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
+from common import (  # noqa: E402
+    CAMVID,
+    ROOT,
+    camvid_recipe,
+    parse_overrides,
+    provenance,
+    result_record,
+    write_result,
+)
 
 
 def recipe(arch: str, seed: int, epochs: int, output: Path, extra: dict) -> TrainConfig:
@@ -55,9 +62,7 @@ def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict
     flip_scores = tta_evaluation(trainer, (trainer.config.eval_scale,))
     multi_scale = tta_evaluation(trainer, MULTI_SCALE)
     if done is not None:  # an older result without the multi-scale score: add it, keep the rest
-        command = " ".join(["python", "benchmarks/camvid_fcn.py", *sys.argv[1:]])
-        added = {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        result = {**done, "val_ms_flip_tta": multi_scale, "val_ms_flip_tta_added": added}
+        result = {**done, "val_ms_flip_tta": multi_scale, "val_ms_flip_tta_added": provenance()}
     else:
         result = result_record(
             "camvid_fcn",

@@ -27,12 +27,19 @@ def machine() -> str:
     )
 
 
+def provenance() -> dict[str, str]:
+    """The command that is running and the date: what every recorded number carries."""
+    return {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def result_record(benchmark: str, tag: str, config: Any, minutes: float, **values: Any) -> dict[str, Any]:
     return {
         "benchmark": benchmark,
         "tag": tag,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **provenance(),
         "machine": machine(),
         "wall_minutes_including_eval": round(minutes, 2),
         "resumed": bool(getattr(config, "resume", False)),
