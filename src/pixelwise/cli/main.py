@@ -33,6 +33,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Known failure modes (bad data, bad checkpoint, refused resume) end with one clear line, not a traceback.
         print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if "torch.distributed" in sys.modules:  # imported lazily, so `--help` stays fast without torch
+            from pixelwise.engine.distributed import close_distributed
+
+            close_distributed()  # a no-op unless torchrun started a process group
 
 
 if __name__ == "__main__":

@@ -49,6 +49,14 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def close_distributed() -> None:
+    """Leave the process group before the interpreter exits. Left to interpreter teardown, gloo's threads can be
+    destroyed while still joinable and abort the process (``terminate called without an active exception``,
+    SIGABRT) after a run that finished correctly."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
