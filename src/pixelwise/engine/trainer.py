@@ -413,22 +413,21 @@ class Trainer:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def minutes_trained(self, agreed: bool = False) -> float:
-        """Minutes spent in ``run`` so far, resumes included; ``agreed``: the slowest rank's clock on every rank,
-        so a time-based lr is the same in all replicas (a collective)."""
-        minutes = (time.time() - self._clock_start) / 60
-        if agreed and self.dist.enabled:
-            clock = torch.tensor([minutes], dtype=torch.float64, device=self.device)
-            dist.all_reduce(clock, op=dist.ReduceOp.MAX)
-            minutes = clock.item()
-        return minutes
+    def minutes_trained(self) -> float:
+        """Minutes spent in ``run`` so far on this rank, resumes included."""
+        return (time.time() - self._clock_start) / 60
 
     def agree(self, *flags: bool) -> list[bool]:
         """Flags true on any rank are true on every rank (one small all-reduce), so all ranks act alike."""
+        return [bool(v) for v in self.agree_max(*flags)]
+
+    def agree_max(self, *values: float) -> list[float]:
+        """Each value's maximum over ranks, on every rank, in one small all-reduce (a flag's maximum is "any")."""
         if not self.dist.enabled:
-            return list(flags)
-        total = all_reduce_sum(torch.tensor([float(f) for f in flags], device=self.device))
-        return [bool(v > 0) for v in total.tolist()]
+            return [float(v) for v in values]
+        tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return tensor.tolist()
 
     def interrupted(self) -> TrainingInterrupted:
         name = signal.Signals(self.stop_signal).name if self.stop_signal else "a signal to another process"
@@ -513,17 +512,20 @@ class Trainer:
         )
         with bar:
             for _ in bar:
-                minutes = self.minutes_trained(agreed=True) if config.schedule == "poly-time" else 0.0
-                lr = optim.learning_rate(
-                    config, self.base_lr, self.state.iteration, total, iters_per_epoch, minutes
-                )
-                optim.set_learning_rate(self.optimizer, lr)
                 # --on-nan skip-batch: BatchNorm statistics updated by a non-finite forward are put back too.
                 buffers = (
                     [(b, b.clone()) for b in self.model.buffers()] if config.on_nan == "skip-batch" else []
                 )
                 loss_sum = self.forward_backward(batches)
-                non_finite, stop = self.agree(not math.isfinite(loss_sum), self.stop_signal is not None)
+                # One small all-reduce per step: any rank's non-finite loss or stop request, and the slowest rank's
+                # clock, so poly-time's lr is the same in every replica.
+                non_finite, stop, minutes = self.agree_max(
+                    not math.isfinite(loss_sum), self.stop_signal is not None, self.minutes_trained()
+                )
+                lr = optim.learning_rate(
+                    config, self.base_lr, self.state.iteration, total, iters_per_epoch, minutes
+                )
+                optim.set_learning_rate(self.optimizer, lr)  # the lr only acts in step(), after backward
                 if non_finite:
                     self.skip_non_finite(loss_sum, buffers)
                 else:
