@@ -92,7 +92,12 @@ def pretrain_autoencoder(args: argparse.Namespace) -> Path:
     tag = f"ae_w{args.ae_width}_e{args.ae_epochs}"
     output = args.runs / tag
     result_path = args.results / f"{tag}.json"
-    if not result_path.exists():
+    checkpoint = output / "best.safetensors"
+    # runs/ is not kept with the results: a recorded AE whose finished run is gone (metrics.json is written last) is
+    # trained again (same seed and recipe, resumable), so the arms still to run have a decoder to read; the new
+    # record replaces the old one.
+    trained = not result_path.exists() or not (output / "metrics.json").exists()
+    if trained:
         config = ae_recipe(args, output)
         for key, value in args.ae_overrides.items():
             setattr(config, key, value)
@@ -110,7 +115,7 @@ def pretrain_autoencoder(args: argparse.Namespace) -> Path:
     else:
         print(f"{tag}: done already")
     neighbours = args.results / f"neighbours_{tag}"
-    if not args.skip_neighbours and not (neighbours / "neighbours.json").exists():
+    if not args.skip_neighbours and (trained or not (neighbours / "neighbours.json").exists()):
         retrieve_neighbours(
             NeighboursConfig(
                 checkpoint=str(output),
@@ -122,7 +127,7 @@ def pretrain_autoencoder(args: argparse.Namespace) -> Path:
             )
         )
         print(f"{tag}: nearest neighbours in code space -> {neighbours / 'neighbours.png'}")
-    return output / "best.safetensors"
+    return checkpoint
 
 
 def epochs_for(steps: int, batch: int) -> int:
