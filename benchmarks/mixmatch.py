@@ -18,12 +18,16 @@ default 300 iterations. The paper's M&M:FT ratio is 8k:40k; here it is 1:1 so th
 The colorization checkpoint comes from benchmarks/colorization_pretrain.py (runs/bench/colorization/hue-chroma_e30).
 M&M arms also record the patch-feature diagnostic (nearest-class-centroid accuracy on val patches) before/after.
 
+With --labels-fraction F < 1, M&M, the softmax control and FT all see the same seeded F share of the labelled
+frames (for the same number of steps), and tags end in _f<F>: the full pipeline's label-efficiency points.
+
 Each arm writes benchmarks/results/mixmatch/<arm>_seed<S>.json and is skipped when that exists; a finished stage
 (its run folder holds metrics.json) is reused, an interrupted one resumed. Usage:
 
     python benchmarks/mixmatch.py                          # all arms, seeds 0 1 2 (seed-major)
     python benchmarks/mixmatch.py --arms colorization_ft colorization_mm-graph_ft --seeds 0
     python benchmarks/mixmatch.py --tune-set margin=0.5 --tag margin0.5
+    python benchmarks/mixmatch.py --arms colorization_mm-graph_ft --labels-fraction 0.1
 """
 
 from __future__ import annotations
@@ -102,15 +106,17 @@ def middle_stage(
     init: Path | None, middle: str, seed: int, args: argparse.Namespace
 ) -> tuple[Path, dict[str, Any]]:
     """Run (or reuse) the stage between pretraining and FT -> (checkpoint for FT's --init-from, record)."""
-    epochs = epochs_for(args.tune_steps, 1.0, TUNE_BATCH)
+    fraction = args.labels_fraction  # M&M's graphs and the softmax control read labels too
+    epochs = epochs_for(args.tune_steps, fraction, TUNE_BATCH)
     init_name = "colorization" if init else "random"
-    output = BENCH / f"{init_name}_{middle}{args.tag}_seed{seed}"
+    output = BENCH / f"{init_name}_{middle}{args.tag}{fraction_suffix(fraction)}_seed{seed}"
     if middle == "softmax":
-        config: Any = recipe(init, "none", 1.0, seed, epochs, output)
+        config: Any = recipe(init, "none", fraction, seed, epochs, output)
         config.batch_size = TUNE_BATCH  # the same images per step as M&M's graphs
         task = None
     else:
-        config = tune_config(init, middle.removeprefix("mm-"), seed, epochs, output, **args.tune_overrides)
+        overrides = {"labels_fraction": fraction, **args.tune_overrides}
+        config = tune_config(init, middle.removeprefix("mm-"), seed, epochs, output, **overrides)
         task = MixMatchTask(config)
     record: dict[str, Any] = {"config": config.to_dict()}
     if (output / "metrics.json").exists():
@@ -137,9 +143,15 @@ def middle_stage(
     return checkpoint, record
 
 
+def fraction_suffix(fraction: float) -> str:
+    """Tags of runs on a labelled subset end in _f<fraction>; all-label tags stay as they were."""
+    return "" if fraction == 1.0 else f"_f{fraction:g}"
+
+
 def identical_transfer_run(init_name: str, seed: int, config: TrainConfig) -> dict[str, Any] | None:
     """The colorization_transfer result of this very fine-tuning run (same config but its folder), if any."""
-    path = ROOT / "benchmarks" / "results" / "colorization_transfer" / f"{init_name}_none_f1_seed{seed}.json"
+    name = f"{init_name}_none_f{config.labels_fraction:g}_seed{seed}.json"
+    path = ROOT / "benchmarks" / "results" / "colorization_transfer" / name
     if not path.exists():
         return None
     record = json.loads(path.read_text())
@@ -150,7 +162,8 @@ def identical_transfer_run(init_name: str, seed: int, config: TrainConfig) -> di
 
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
-    tag = f"{arm}{args.tag}_seed{seed}"
+    fraction = args.labels_fraction
+    tag = f"{arm}{args.tag}{fraction_suffix(fraction)}_seed{seed}"
     result_path = RESULTS / f"{tag}.json"
     if result_path.exists():
         print(f"{tag}: done already")
@@ -166,7 +179,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     start_from = init
     if middle is not None:
         start_from, stage = middle_stage(init, middle, seed, args)
-    config = recipe(start_from, "none", 1.0, seed, epochs_for(args.ft_steps, 1.0, 8), BENCH / f"{tag}_ft")
+    config = recipe(
+        start_from, "none", fraction, seed, epochs_for(args.ft_steps, fraction, 8), BENCH / f"{tag}_ft"
+    )
     for key, value in args.overrides.items():
         setattr(config, key, value)
     same_run = identical_transfer_run(init_name, seed, config) if middle is None else None
@@ -189,6 +204,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
         init=init_name,
         middle=middle,
         seed=seed,
+        labels_fraction=fraction,
         iterations=iterations,
         middle_stage=stage,
         reused_from=same_run["tag"] if same_run else None,
@@ -208,6 +224,10 @@ def main() -> None:
     parser.add_argument(
         "--tune-steps", type=int, default=300, help="M&M iterations (and the softmax control's steps)"
     )
+    parser.add_argument(
+        "--labels-fraction", type=float, default=1.0,
+        help="labelled share of the train set for M&M, the softmax control and FT (the label-efficiency curve)",
+    )  # fmt: skip
     parser.add_argument("--pretrain-epochs", type=int, default=30, help="which colorization run to load")
     parser.add_argument("--tag", default="", help="suffix of arm names and run folders (variants)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override FT recipe fields")

@@ -156,9 +156,13 @@ def label_efficiency_plot() -> list[str]:
     runs = [r for r in _load("colorization_transfer") if r["freeze"] == "none"]
     curves: dict[str, dict[float, list[float]]] = {}
     for r in runs:
-        curves.setdefault(r["init"], {}).setdefault(r["labels_fraction"], []).append(
+        curves.setdefault(f"{r['init']} init -> FT", {}).setdefault(r["labels_fraction"], []).append(
             100 * r["val"]["mean_iou"]
         )
+    for r in _load("mixmatch"):  # the pipeline's full stage sequence, where it was run per fraction
+        if r["arm"] == "colorization_mm-graph_ft":
+            by_fraction = curves.setdefault("colorization -> M&M -> FT", {})
+            by_fraction.setdefault(r.get("labels_fraction", 1.0), []).append(100 * r["val"]["mean_iou"])
     if not curves:
         return []
     import matplotlib
@@ -167,12 +171,12 @@ def label_efficiency_plot() -> list[str]:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    for init, by_fraction in sorted(curves.items()):
+    for name, by_fraction in sorted(curves.items()):
         fractions = sorted(by_fraction)
         means = [sum(by_fraction[f]) / len(by_fraction[f]) for f in fractions]
         spreads = [max(by_fraction[f]) - min(by_fraction[f]) for f in fractions]
         axes.errorbar([100 * f for f in fractions], means, yerr=[s / 2 for s in spreads], marker="o", capsize=3,
-                      label=f"{init} init")  # fmt: skip
+                      label=name)  # fmt: skip
     axes.set(xscale="log", xlabel="train labels used (%)", ylabel="val mean IoU (%)",
              title="CamVid label efficiency at equal fine-tuning steps")  # fmt: skip
     axes.set_xticks([10, 25, 50, 100], labels=["10", "25", "50", "100"])
@@ -184,7 +188,7 @@ def label_efficiency_plot() -> list[str]:
     figure.savefig(image)
     plt.close(figure)
     return [
-        "### Label efficiency on CamVid val (from the transfer runs above)",
+        "### Label efficiency on CamVid val (from the transfer and Mix-and-Match runs above)",
         "",
         f"![label efficiency](images/{image.name}) (points: mean over seeds; bars: half the min-max range)",
     ]
@@ -220,13 +224,14 @@ def mixmatch_table() -> list[str]:
     runs = _load("mixmatch")
     if not runs:
         return []
-    arms: dict[str, dict[int, float]] = {}
-    features: dict[str, list[tuple[dict, dict]]] = {}
+    arms: dict[tuple[float, str], dict[int, float]] = {}  # (labels fraction, arm) -> seed -> mean IoU
+    features: dict[tuple[float, str], list[tuple[dict, dict]]] = {}
     for r in runs:
-        arms.setdefault(r["arm"], {})[r["seed"]] = r["val"]["mean_iou"]
+        key = (r.get("labels_fraction", 1.0), r["arm"])
+        arms.setdefault(key, {})[r["seed"]] = r["val"]["mean_iou"]
         stage = _stage_features(r)
         if stage:
-            features.setdefault(r["arm"], []).append(stage)
+            features.setdefault(key, []).append(stage)
     rows = [
         "### Mix-and-Match tuning on CamVid val (`benchmarks/mixmatch.py`)",
         "",
@@ -234,21 +239,23 @@ def mixmatch_table() -> list[str]:
         "over seeds, gap paired by seed. Patch features: nearest-class-centroid accuracy (%) and intra/inter "
         "class distance ratio of val patches, embedded by the backbone before -> after the middle stage.",
         "",
-        "| arm | seeds | FT mean IoU | gap vs colorization_ft | centroid acc before -> after | intra/inter before -> after |",
-        "|---|---|---|---|---|---|",
+        "| labels | arm | seeds | FT mean IoU | gap vs colorization_ft | centroid acc before -> after | intra/inter before -> after |",
+        "|---|---|---|---|---|---|---|",
     ]
-    baseline = arms.get("colorization_ft", {})
-    for arm, by_seed in sorted(arms.items(), key=lambda item: (item[0] != "colorization_ft", item[0])):
-        stages = features.get(arm, [])
+    order = sorted(arms, key=lambda key: (-key[0], key[1] != "colorization_ft", key[1]))
+    for fraction, arm in order:
+        by_seed, stages = arms[fraction, arm], features.get((fraction, arm), [])
         acc = ratio = "-"
         if stages:
             acc = f"{_mean_std([b['centroid_acc'] for b, _ in stages])} -> {_mean_std([a['centroid_acc'] for _, a in stages])}"
             ratio = " -> ".join(
                 f"{sum(x[i]['intra_inter_ratio'] for x in stages) / len(stages):.2f}" for i in (0, 1)
             )
+        baseline = arms.get((fraction, "colorization_ft"), {})
         gap = "-" if arm == "colorization_ft" else _paired_gap(by_seed, baseline)
         rows.append(
-            f"| {arm} | {len(by_seed)} | {_mean_std(list(by_seed.values()))} | {gap} | {acc} | {ratio} |"
+            f"| {fraction:.0%} | {arm} | {len(by_seed)} | {_mean_std(list(by_seed.values()))} | {gap} | {acc} "
+            f"| {ratio} |"
         )
     return rows + _commands(runs)
 
