@@ -165,33 +165,49 @@ def label_efficiency_plot() -> list[str]:
             by_fraction.setdefault(r.get("labels_fraction", 1.0), []).append(100 * r["val"]["mean_iou"])
     if not curves:
         return []
+    image = _curves_png(
+        {name: {100 * f: v for f, v in by_fraction.items()} for name, by_fraction in curves.items()},
+        "label_efficiency.png", xlabel="train labels used (%)", title="CamVid label efficiency at equal fine-tuning steps",
+        log_ticks=[10, 25, 50, 100],
+    )  # fmt: skip
+    return [
+        "### Label efficiency on CamVid val (from the transfer and Mix-and-Match runs above)",
+        "",
+        f"![label efficiency](images/{image.name}) (points: mean over seeds; bars: half the min-max range)",
+    ]
+
+
+def _curves_png(
+    curves: dict[str, dict[float, list[float]]],
+    name: str,
+    xlabel: str,
+    title: str,
+    log_ticks: list[float] | None = None,
+) -> Path:
+    """docs/images/<name>: one line per curve, mean over seeds at each x, bars half the min-max range."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    for name, by_fraction in sorted(curves.items()):
-        fractions = sorted(by_fraction)
-        means = [sum(by_fraction[f]) / len(by_fraction[f]) for f in fractions]
-        spreads = [max(by_fraction[f]) - min(by_fraction[f]) for f in fractions]
-        axes.errorbar([100 * f for f in fractions], means, yerr=[s / 2 for s in spreads], marker="o", capsize=3,
-                      label=name)  # fmt: skip
-    axes.set(xscale="log", xlabel="train labels used (%)", ylabel="val mean IoU (%)",
-             title="CamVid label efficiency at equal fine-tuning steps")  # fmt: skip
-    axes.set_xticks([10, 25, 50, 100], labels=["10", "25", "50", "100"])
+    for label, by_x in sorted(curves.items()):
+        xs = sorted(by_x)
+        means = [sum(by_x[x]) / len(by_x[x]) for x in xs]
+        spreads = [max(by_x[x]) - min(by_x[x]) for x in xs]
+        axes.errorbar(xs, means, yerr=[s / 2 for s in spreads], marker="o", capsize=3, label=label)
+    axes.set(xlabel=xlabel, ylabel="val mean IoU (%)", title=title)
+    if log_ticks:
+        axes.set_xscale("log")
+        axes.set_xticks(log_ticks, labels=[f"{t:g}" for t in log_ticks])
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    image = DOC.parent / "images" / "label_efficiency.png"
+    image = DOC.parent / "images" / name
     image.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(image)
     plt.close(figure)
-    return [
-        "### Label efficiency on CamVid val (from the transfer and Mix-and-Match runs above)",
-        "",
-        f"![label efficiency](images/{image.name}) (points: mean over seeds; bars: half the min-max range)",
-    ]
+    return image
 
 
 def _load(folder: str) -> list[dict]:
@@ -286,7 +302,7 @@ def label_ae_tables() -> list[str]:
         "| augmentation | arm | lambda | steps | seeds | mean IoU | gap vs baseline |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key in sorted(arms, key=lambda k: (k[0], k[1] != "baseline", k[1], k[2])):
+    for key in sorted(arms, key=lambda k: (k[0] != "none", k[1] != "baseline", k[1], k[2])):
         augment, arm, weight = key
         baseline = arms.get((augment, "baseline", 0.0), {})
         gap = "-" if arm == "baseline" else _paired_gap(arms[key], baseline)
@@ -294,7 +310,27 @@ def label_ae_tables() -> list[str]:
             f"| {augment} | {arm} | {weight:g} | {steps[key]} | {len(arms[key])} | "
             f"{_mean_std(list(arms[key].values()))} | {gap} |"
         )
-    return rows + _commands([r for r in runs if "arm" in r] or runs)
+    return rows + _commands([r for r in runs if "arm" in r] or runs) + _lambda_sweep_png(arms)
+
+
+def _lambda_sweep_png(arms: dict[tuple, dict[int, float]]) -> list[str]:
+    """Mostajabi Fig. 5's setting: frozen-decoder mean IoU against lambda (lambda 0 = the baseline arm)."""
+    sweep = {
+        weight: by_seed
+        for (augment, arm, weight), by_seed in arms.items()
+        if augment == "none" and arm == "frozen"
+    }
+    if len(sweep) < 2:
+        return []
+    if ("none", "baseline", 0.0) in arms:
+        sweep[0.0] = arms["none", "baseline", 0.0]
+    curve = {weight: [100 * v for v in by_seed.values()] for weight, by_seed in sweep.items()}
+    image = _curves_png({"frozen decoder, no augmentation": curve}, "label_ae_lambda.png", xlabel="lambda",
+                        title="Label-AE regulariser: lambda sweep on CamVid val")  # fmt: skip
+    return [
+        "",
+        f"![lambda sweep](images/{image.name}) (points: mean over seeds; bars: half the min-max range)",
+    ]
 
 
 def peers_table() -> list[str]:
