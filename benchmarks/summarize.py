@@ -302,7 +302,8 @@ def label_ae_tables() -> list[str]:
         "| augmentation | arm | lambda | steps | seeds | mean IoU | gap vs baseline |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key in sorted(arms, key=lambda k: (k[0] != "none", k[1] != "baseline", k[1], k[2])):
+    regimes = ["none", "mild", "aug"]  # weakest augmentation first
+    for key in sorted(arms, key=lambda k: (regimes.index(k[0]), k[1] != "baseline", k[1], k[2])):
         augment, arm, weight = key
         baseline = arms.get((augment, "baseline", 0.0), {})
         gap = "-" if arm == "baseline" else _paired_gap(arms[key], baseline)
