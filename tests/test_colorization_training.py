@@ -111,6 +111,12 @@ def test_colorize_command_writes_colour_and_panels_and_predict_refuses(
         main(["predict", "--checkpoint", str(pretrained[0]), "--output", str(tmp_path / "p"), str(path)]) == 2
     )
     assert "pixelwise colorize" in capsys.readouterr().err
+    for command in (
+        ["eval", "--data", "synthetic:4:48x64"],
+        ["export", "--output", str(tmp_path / "m.onnx")],
+    ):
+        assert main([*command, "--checkpoint", str(pretrained[0])]) == 2  # one line, no traceback
+        assert "a colorization checkpoint, not segmentation" in capsys.readouterr().err
 
 
 def test_pretrain_command_line_resolves_and_saves_its_config(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Datasets, validation errors and joint transforms (fast: tiny files in tmp_path, small synthetic sets)."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from pixelwise.data import (
     build_dataset,
     eval_transforms,
     train_transforms,
+    validation_spec,
 )
 
 # ---------------------------------------------------------------------------------------------- synthetic
@@ -157,6 +159,18 @@ def test_folders_spec(tmp_path):
     (tmp_path / "img" / "extra.png").write_bytes((tmp_path / "img" / "s0.png").read_bytes())
     with pytest.raises(DatasetError, match="extra.png"):
         build_dataset(f"folders:{tmp_path / 'img'}:{tmp_path / 'lab'}")
+
+
+def test_validation_of_split_less_data_is_said_out_loud(tmp_path):
+    """A list file or folder pair has no 'val' split: validating on its training images must not be silent."""
+    list_file = str(_write_dataset(tmp_path))
+    with pytest.warns(UserWarning, match="--val-data"):
+        assert validation_spec(list_file, None) == list_file
+    assert validation_spec(list_file, "held-out.txt") == "held-out.txt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validation_spec("camvid:/data", None) == "camvid:/data"  # has a val split: no warning
+        assert validation_spec("synthetic:8", None) == "synthetic:8"
 
 
 def _load_error(list_file: Path) -> str:

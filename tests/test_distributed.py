@@ -109,3 +109,41 @@ def test_torchrun_resume_restores_every_ranks_own_random_stream(tmp_path: Path) 
     assert {"torch.rank0", "torch.rank1"} <= set(resumed.rng_state)
     for key, value in straight.model_state.items():
         torch.testing.assert_close(resumed.model_state[key], value, rtol=1e-5, atol=1e-6, msg=key)
+
+
+def _ddp_gradient(rank: int, world_size: int, init_file: str, result: str) -> None:
+    """One process of ``test_loss_is_normalised_over_processes``: DDP's averaged gradient of a shared weight."""
+    import torch.distributed as dist
+
+    from pixelwise.methods.segmentation import segmentation_loss
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    features, labels = _void_batch()
+    weight = torch.ones(3, 1, 1, requires_grad=True)
+    shard = slice(2 * rank, 2 * rank + 2)
+    segmentation_loss(features[shard] * weight, labels[shard], None, 255, 1.0).backward()
+    dist.all_reduce(weight.grad)  # what DistributedDataParallel does to every gradient ...
+    weight.grad /= world_size  # ... an average over processes
+    if rank == 0:
+        torch.save(weight.grad, result)
+    dist.destroy_process_group()
+
+
+def _void_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(4, 3, 8, 8, generator=generator)
+    labels = torch.randint(0, 3, (4, 8, 8), generator=generator)
+    labels[:2, :6] = 255  # process 0's crops are mostly void, process 1's not at all (CamVid's void, padding)
+    return features, labels
+
+
+def test_loss_is_normalised_over_processes(tmp_path: Path) -> None:
+    """Processes whose crops hold different numbers of void pixels still train as one process on the union batch."""
+    from pixelwise.methods.segmentation import segmentation_loss
+
+    result = tmp_path / "grad.pt"
+    torch.multiprocessing.spawn(_ddp_gradient, args=(2, str(tmp_path / "init"), str(result)), nprocs=2)
+    features, labels = _void_batch()
+    weight = torch.ones(3, 1, 1, requires_grad=True)
+    segmentation_loss(features * weight, labels, None, 255, 1.0).backward()
+    torch.testing.assert_close(torch.load(result), weight.grad)

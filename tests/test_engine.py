@@ -12,7 +12,7 @@ from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkp
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import class_weights, learning_rate
 from pixelwise.engine.trainer import Trainer, TrainingError
-from pixelwise.methods.segmentation import segmentation_loss
+from pixelwise.methods.segmentation import sample_loss_cells, segmentation_loss
 
 TINY = "synthetic:16:48x64"
 
@@ -118,10 +118,23 @@ def test_loss_honours_ignore_index_and_class_weights() -> None:
     all_void = torch.full_like(labels, 255)
     assert segmentation_loss(logits, all_void, None, 255, 1.0) == 0  # an all-void crop must not stop a run
     weights = torch.tensor([1.0, 2.0, 0.5])
-    torch.testing.assert_close(
-        segmentation_loss(logits, ignored, weights, 255, 1.0),
-        torch.nn.functional.cross_entropy(logits, ignored, weight=weights, ignore_index=255),
-    )
+    per_pixel = torch.nn.functional.cross_entropy(logits, ignored, ignore_index=255, reduction="none")
+    labelled = ignored != 255
+    rebalanced = (
+        weights[ignored[labelled]] * per_pixel[labelled]
+    ).sum() / labelled.sum()  # Mostajabi: sum / N
+    torch.testing.assert_close(segmentation_loss(logits, ignored, weights, 255, 1.0), rebalanced)
+
+
+def test_loss_sampling_drops_whole_final_layer_cells() -> None:
+    torch.manual_seed(0)
+    labels = torch.zeros(4, 64, 96, dtype=torch.long)
+    sampled = sample_loss_cells(labels, 0.5, 255)
+    cells = sampled.unfold(1, 32, 32).unfold(2, 32, 32)  # [4, 2, 3, 32, 32]: one 32x32 block per cell
+    dropped = (cells == 255).flatten(3).all(-1)
+    kept = (cells == 0).flatten(3).all(-1)
+    assert (dropped | kept).all()  # a cell is dropped or kept as a whole (Long §3.3.4), never thinned
+    assert 0 < dropped.float().mean() < 1
 
 
 def test_class_weights() -> None:

@@ -24,7 +24,7 @@ from pixelwise.methods.label_ae import (
     load_label_autoencoder,
     one_hot_labels,
 )
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.segmentation import SegmentationTask, init_from_checkpoint
 from pixelwise.models import SegmentationModel, create_model
 from pixelwise.models.backbones import create_backbone
 
@@ -64,6 +64,14 @@ def label_ae(tmp_path_factory) -> tuple[Path, dict, float]:
 
 
 # ---------------------------------------------------------------- the autoencoder (§3.1)
+def test_autoencoder_learns_from_the_labelled_fraction_only(tmp_path: Path) -> None:
+    """With few labels the label model must not see more label maps than the predictor (the pipeline's F)."""
+    task = LabelAETask(ae_config(tmp_path, labels_fraction=0.25))
+    train, _ = task.datasets()
+    segmentation = SegmentationTask(seg_config(tmp_path, data=TINY, seed=0, labels_fraction=0.25))
+    assert len(train) == 4 and train.indices == segmentation.datasets()[0].indices  # the same seeded subset
+
+
 def test_widths_are_named_by_the_bottleneck() -> None:
     assert layer_widths(32, 5) == (32,) * 5
     assert layer_widths(128, 5) == (32, 128, 128, 128, 128)
@@ -233,6 +241,10 @@ def test_resume_with_the_branch_is_exact(tmp_path: Path, label_ae) -> None:
     assert a.keys() == b.keys() and any(k.startswith("branch.") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    fresh = create_model("fcn32s", "vgg16_narrow", num_classes=CLASSES)  # --init-from a regularised run
+    init_from_checkpoint(fresh, str(tmp_path / "straight" / "last.safetensors"))
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, a[f"model.{key}"]), key
 
 
 # ---------------------------------------------------------------- retrieval (§4.3) and the CLI

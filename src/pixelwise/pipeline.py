@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from pixelwise.data import has_splits, validation_spec
 from pixelwise.engine.config import (
     EvalConfig,
     PipelineConfig,
@@ -56,6 +57,7 @@ def _shared(config: PipelineConfig) -> dict[str, Any]:
         batch_size=config.batch_size,
         base_size=config.base_size,
         crop=config.crop,
+        val_data=config.val_data,
         eval_scale=config.eval_scale,
         amp=config.amp,
         seed=config.seed,
@@ -65,7 +67,7 @@ def _shared(config: PipelineConfig) -> dict[str, Any]:
 
 def _image_splits(data: str) -> list[str]:
     """Pretraining sees train + val images where the data has splits (labels are never read)."""
-    return ["train", "val"] if data.startswith(("camvid:", "synthetic")) else ["train"]
+    return ["train", "val"] if has_splits(data) else ["train"]
 
 
 def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
@@ -112,6 +114,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             data=config.data,
             output=str(out / "3-label-ae"),
             splits=["train"],
+            labels_fraction=config.labels_fraction,  # the autoencoder sees only the labels the predictor does
             epochs=config.label_ae_epochs,
             eval_every=max(1, config.label_ae_epochs // 2),
             **_shared(config),
@@ -154,7 +157,7 @@ def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | Non
         )
     evaluation = EvalConfig(
         checkpoint=str(stages[-1].folder),
-        data=config.data,
+        data=validation_spec(config.data, config.val_data),
         output=str(folder),
         scales=[config.eval_scale],
         device=config.device,
@@ -173,7 +176,7 @@ def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) ->
     from pixelwise.report.images import save_colorization_panel
 
     model, _ = build_model_from_checkpoint(checkpoint)
-    dataset = build_dataset(config.data, "val")
+    dataset = build_dataset(validation_spec(config.data, config.val_data), "val")
     paths = []
     for index in range(min(config.colorize_examples, len(dataset))):
         image = dataset[index][0][None]

@@ -43,9 +43,7 @@ def colorize_images(config: ColorizeConfig, inputs: list[Path]) -> list[Path]:
             "colorize needs --checkpoint (a run folder or .safetensors from `pixelwise pretrain`)"
         )
     device = resolve_device(config.device)
-    model, meta = build_model_from_checkpoint(config.checkpoint)
-    if meta["model"].get("kind") != "colorization":
-        raise ValueError(f"{config.checkpoint}: not a colorization checkpoint (use `pixelwise predict`)")
+    model, meta = build_model_from_checkpoint(config.checkpoint, expect="colorization")
     model.to(device)
     output = Path(config.output)
     written, gains = [], []

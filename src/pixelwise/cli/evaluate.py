@@ -33,7 +33,7 @@ def evaluate_checkpoint(
         torch.set_num_threads(config.threads)
     checkpoint = resolve_checkpoint(config.checkpoint)
     device = resolve_device(config.device)
-    model, meta = build_model_from_checkpoint(checkpoint)
+    model, meta = build_model_from_checkpoint(checkpoint, expect="segmentation")
     dataset = build_dataset(config.data, config.split, transform=eval_transforms())
     trained_classes = meta["dataset"]["class_names"]
     if list(dataset.info.class_names) != list(trained_classes):

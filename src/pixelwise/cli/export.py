@@ -13,9 +13,7 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     """Write the ONNX file; returns the largest |onnxruntime - PyTorch| logit difference when checked."""
     if not config.checkpoint:
         raise ValueError("export needs --checkpoint (a run folder or .safetensors file)")
-    model, meta = build_model_from_checkpoint(config.checkpoint)
-    if meta["model"].get("kind", "segmentation") != "segmentation":
-        raise ValueError(f"{config.checkpoint}: only segmentation checkpoints export to ONNX so far")
+    model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
     in_channels = meta["model"].get("in_channels", 3)
     path = export_onnx(model, config.output, in_channels, tuple(config.size), config.dynamic)
     print(f"wrote {path} (input 'images' [N, {in_channels}, H, W] in [0, 1], output 'logits')")

@@ -8,21 +8,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pixelwise.data.validation import load_image
+from pixelwise.data.validation import IMAGE_EXTENSIONS, load_image
 from pixelwise.engine.checkpoint import build_model_from_checkpoint
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
 from pixelwise.report.images import colorize_labels, overlay, save_png
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         elif path.is_file():
             files.append(path)
         else:
@@ -38,11 +36,7 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     if not config.checkpoint:
         raise ValueError("predict needs --checkpoint")
     device = resolve_device(config.device)
-    model, meta = build_model_from_checkpoint(config.checkpoint)
-    if meta["model"].get("kind", "segmentation") != "segmentation":
-        raise ValueError(
-            f"{config.checkpoint}: a {meta['model']['kind']} checkpoint; use `pixelwise colorize`"
-        )
+    model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
     model.to(device)
     palette = [tuple(c) for c in meta["dataset"]["palette"]]
     output = Path(config.output)

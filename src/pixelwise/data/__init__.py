@@ -4,7 +4,7 @@ Every dataset has ``.info``, ``.names``, ``len()``, ``preload()``, ``validate()`
 ``(Image float32 [3,H,W] in [0,1], {"seg": Mask int64 [H,W], ...})``; see :func:`build_dataset`.
 """
 
-from pixelwise.data.build import build_dataset
+from pixelwise.data.build import build_dataset, has_splits, validation_spec
 from pixelwise.data.camvid import camvid_dataset
 from pixelwise.data.info import CAMVID_INFO, SYNTHETIC_INFO, DatasetInfo
 from pixelwise.data.segmentation import SegmentationDataset
@@ -26,5 +26,7 @@ __all__ = [
     "camvid_dataset",
     "class_tags",
     "eval_transforms",
+    "has_splits",
     "train_transforms",
+    "validation_spec",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +19,27 @@ from pixelwise.data.validation import (
 )
 
 SPEC_HELP = "'synthetic[:N[:HxW]]', 'camvid:PATH', 'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
+
+
+def has_splits(spec: str) -> bool:
+    """Synthetic and CamVid data have train/val splits; a list file or a folder pair is one set of images."""
+    return spec == "synthetic" or spec.startswith(("synthetic:", "camvid:"))
+
+
+def validation_spec(data: str, val_data: str | None) -> str:
+    """The data validation reads: ``val_data``, else the 'val' split of ``data``.
+
+    A list file or folder pair has no 'val' split, so without ``val_data`` the run is validated on its training
+    images (and best.safetensors chosen on them): allowed, for a quick look, but said out loud.
+    """
+    if val_data:
+        return val_data
+    if not has_splits(data):
+        warnings.warn(
+            f"{data} has no 'val' split: validating on the training images; pass --val-data for held-out scores",
+            stacklevel=2,
+        )
+    return data
 
 
 def parse_synthetic_spec(spec: str, split: str) -> tuple[int, tuple[int, int]]:

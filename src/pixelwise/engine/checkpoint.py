@@ -167,21 +167,38 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
 
 
-def inference_weights(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The inference model's weights from ``state``.
+def without_training_branch(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The wrapped model's weights of a run with a training-only branch, else ``state`` itself.
 
-    A resumable ``last.safetensors`` of a run with a training-only branch (e.g. the label-AE regulariser) holds
-    the wrapped model under ``model.`` next to the branch; eval/predict/export want the plain model only.
+    A resumable ``last.safetensors`` of such a run (e.g. the label-AE regulariser) holds the wrapped model under
+    ``model.`` next to the branch; eval/predict/export and ``--init-from`` want the plain model only.
     """
+    inner = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return inner or state
+
+
+def inference_weights(state: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The inference model's weights from ``state`` (see :func:`without_training_branch`)."""
     expected = set(model.state_dict())
     if expected <= set(state):
         return state
-    inner = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    inner = without_training_branch(state)
     return inner if expected <= set(inner) else state
 
 
-def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes (segmentation or colorization), weights loaded, in eval mode."""
+COMMAND_FOR_KIND = {
+    "segmentation": "`pixelwise predict` / `eval` / `export`",
+    "colorization": "`pixelwise colorize`",
+}
+
+
+def build_model_from_checkpoint(
+    path: str | Path, expect: str | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint describes (segmentation or colorization), weights loaded, in eval mode.
+
+    ``expect`` names the kind the caller needs: any other kind is a one-line error that names its command.
+    """
     from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
     from pixelwise.models import ModelConfig, SegmentationModel
 
@@ -192,6 +209,8 @@ def build_model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict
             f"{path}: the checkpoint does not describe its model (no 'model' entry in its metadata)"
         )
     kind = described.get("kind", "segmentation")
+    if expect is not None and kind != expect and kind in COMMAND_FOR_KIND:
+        raise ValueError(f"{path}: a {kind} checkpoint, not {expect}; use it with {COMMAND_FOR_KIND[kind]}")
     try:
         if kind == "colorization":
             model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))

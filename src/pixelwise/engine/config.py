@@ -29,7 +29,11 @@ class RunConfig:
     data: str = option(
         "synthetic", "training data: 'synthetic', 'camvid:PATH', a list file, or 'folders:IMAGES:LABELS'"
     )
-    val_data: str | None = option(None, "validation data (default: --data with split 'val')")
+    val_data: str | None = option(
+        None,
+        "validation data (default: the 'val' split of --data; a list file or folder pair has none, so without "
+        "this flag such a run is validated on its training images, with a warning)",
+    )
     output: str = option(
         "runs/train", "run folder: config.yaml, log.jsonl, last/best checkpoints, example PNGs"
     )
@@ -122,9 +126,15 @@ class TrainConfig(RunConfig):
     )
     labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
     class_weights: str = option(
-        "none", "class weighting of the loss", choices=("none", "median-frequency", "inverse-frequency")
+        "none",
+        "class weighting of the loss, sum_i w_{y_i} CE_i / N over the N labelled pixels (Mostajabi §3.2)",
+        choices=("none", "median-frequency", "inverse-frequency"),
     )
-    loss_sampling: float = option(1.0, "keep each pixel's loss with this probability (Long §3.3.4; 1 = off)")
+    loss_sampling: float = option(
+        1.0,
+        "keep each 32x32 final-layer cell's loss with this probability (Long §3.3.4; 1 = off); Long also raises "
+        "the batch size by 1/p",
+    )
     init_from: str | None = option(
         None,
         "initialise from a checkpoint: a coarser FCN (staged training, lr x --init-lr-scale) or a pretrained "
@@ -212,6 +222,9 @@ class PretrainConfig(RunConfig):
     )
     label_ae_depth: int = option(
         5, "label-ae: 3x3 conv layers in the encoder and the mirrored decoder (§3.1: 5)"
+    )
+    labels_fraction: float = option(
+        1.0, "label-ae: fraction of the train label maps it learns from (the seeded subset `train` uses)"
     )
     label_ae_stride: int | None = option(
         None,
@@ -372,9 +385,14 @@ class PipelineConfig:
     data: str = option(
         "synthetic", "labelled data: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'"
     )
+    val_data: str | None = option(
+        None,
+        "held-out labelled data for every stage's validation and the final report (default: the 'val' split of "
+        "--data; needed for a list file or folder pair, which have none)",
+    )
     output: str = option("runs/pipeline", "folder for every stage's run folder and the final report.html")
     labels_fraction: float = option(
-        1.0, "fraction of the train labels used by tuning and segmentation training"
+        1.0, "fraction of the train labels used by tuning, the label autoencoder and segmentation training"
     )
     backbone: str = option("resnet18", "backbone shared by every stage")
     arch: str = option("fcn8s", "segmentation head", choices=("fcn32s", "fcn16s", "fcn8s"))

@@ -49,6 +49,15 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def mean_over_processes(value: torch.Tensor) -> torch.Tensor:
+    """The mean of a per-process tensor over processes, as a new tensor; the value itself without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        value /= dist.get_world_size()
+    return value
+
+
 def close_distributed() -> None:
     """Leave the process group before the interpreter exits. Left to interpreter teardown, gloo's threads can be
     destroyed while still joinable and abort the process (``terminate called without an active exception``,

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms
-from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
+from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
 from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.engine.evaluate import EvalOptions, evaluate
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
@@ -57,20 +58,39 @@ def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
     return counts
 
 
+LOSS_CELL = 32  # Long §3.3.4 samples the loss per final-layer cell, i.e. per 32x32 block of the output
+
+
+def sample_loss_cells(labels: torch.Tensor, keep: float, ignore_index: int) -> torch.Tensor:
+    """Long §3.3.4 loss sampling: drop each final-layer cell's pixels from the loss with probability 1 - keep.
+
+    Whole 32x32 cells, not single pixels: dropping pixels independently leaves every cell ~1000 * keep pixels, so
+    it would exclude nothing from the gradient. (Long also grows the batch by 1/keep: pass a larger --batch-size.)
+    """
+    n, height, width = labels.shape
+    cells = (-(-height // LOSS_CELL), -(-width // LOSS_CELL))
+    kept = torch.rand(n, 1, *cells, device=labels.device) < keep
+    kept = kept.repeat_interleave(LOSS_CELL, 2).repeat_interleave(LOSS_CELL, 3)[:, 0, :height, :width]
+    return labels.masked_fill(~kept, ignore_index)
+
+
 def segmentation_loss(
     logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None, ignore_index: int, keep: float
 ) -> torch.Tensor:
     """Per-pixel softmax cross-entropy (Long §3.3.4), optional class weights and loss sampling.
 
-    Averaged over the (weighted) labelled pixels like PyTorch's "mean", except that a batch with no labelled pixel
-    (an all-void crop) gives 0 instead of NaN, so it cannot stop a run.
+    The sum over labelled pixels divided by their number N, also with class weights: Mostajabi's rebalanced
+    log-loss is -(1/N) sum_i w_{y_i} log p(y_i), not PyTorch's division by the sum of the weights, which would
+    change the step size with every batch's class mix. A batch with no labelled pixel (an all-void crop) gives 0
+    instead of NaN, so it cannot stop a run. Under torchrun, N is the processes' mean count: DDP averages the
+    gradients, so each process's sum / mean N adds up to the single-process loss of the union batch even when the
+    processes' crops hold different numbers of void pixels.
     """
-    if keep < 1.0:  # drop each cell's loss with probability 1 - keep, i.e. mark it ignored
-        labels = labels.masked_fill(torch.rand_like(labels, dtype=torch.float) >= keep, ignore_index)
+    if keep < 1.0:
+        labels = sample_loss_cells(labels, keep, ignore_index)
     total = F.cross_entropy(logits, labels, weight=weights, ignore_index=ignore_index, reduction="sum")
-    valid = labels != ignore_index
-    denominator = weights[labels[valid]].sum() if weights is not None else valid.sum()
-    return total / denominator.clamp(min=1e-12)
+    labelled = mean_over_processes((labels != ignore_index).sum().float())
+    return total / labelled.clamp(min=1e-12)
 
 
 def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
@@ -81,9 +101,10 @@ def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     """
     parent = load_checkpoint(path)
     parent_model = parent.meta.get("model", {})
+    state = without_training_branch(parent.model_state)  # e.g. a label-AE-regularised run's last.safetensors
     if parent_model.get("kind", "segmentation") != "segmentation":
-        return load_backbone_from_checkpoint(model, parent.model_state, parent_model, path)
-    _, unexpected = model.load_state_dict(parent.model_state, strict=False)
+        return load_backbone_from_checkpoint(model, state, parent_model, path)
+    _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
         raise InitError(
             f"{path}: weights {unexpected[:5]}... do not fit {model.config.arch}/{model.config.backbone}"
@@ -129,7 +150,9 @@ class SegmentationTask:
         )
         train = build_dataset(config.data, "train", size=base_size, transform=train_tf)
         # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
-        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms(), cache=False)
+        val = build_dataset(
+            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
+        )
         train.preload(progress=False)
         self.info = train.info
         subset = labelled_subset(train, config.labels_fraction, config.seed)

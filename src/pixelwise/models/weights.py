@@ -79,11 +79,15 @@ def convolutionalize_vgg(state: dict[str, torch.Tensor], fc_kernel: int = 7) -> 
 
 
 def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """First-conv weights for ``in_channels`` inputs: average over RGB (grey input) or tile the mean."""
+    """First-conv weights for ``in_channels`` inputs: the channel mean tiled and scaled to keep the weights' sum.
+
+    Keeping the sum keeps the response to an input whose channels are equal: for grey input (``in_channels=1``)
+    the kernel is the sum over RGB, so a grey pixel x gives what (x, x, x) gave the RGB network (timm does the same).
+    """
     if weight.shape[1] == in_channels:
         return weight
     mean = weight.mean(dim=1, keepdim=True)
-    return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels if in_channels > 1 else 1.0)
+    return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:

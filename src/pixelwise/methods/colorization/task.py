@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.data import build_dataset, eval_transforms, train_transforms
+from pixelwise.data import build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.data.color import rgb_to_hcl, rgb_to_lab
 from pixelwise.engine.config import PretrainConfig
 from pixelwise.engine.distributed import all_reduce_sum
@@ -105,7 +105,9 @@ class ColorizationTask:
             build_dataset(config.data, split, size=base_size, transform=transform) for split in config.splits
         ]
         # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
-        val = build_dataset(config.val_data or config.data, "val", transform=eval_transforms(), cache=False)
+        val = build_dataset(
+            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
+        )
         for dataset in parts:
             dataset.preload(progress=False)
         self.name = parts[0].info.name

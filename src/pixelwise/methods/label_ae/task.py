@@ -18,11 +18,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms
+from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.engine.config import PretrainConfig
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.label_ae.model import LabelAEConfig, LabelAutoencoder
-from pixelwise.methods.segmentation import segmentation_loss
+from pixelwise.methods.segmentation import labelled_subset, segmentation_loss
 from pixelwise.metrics import confusion_matrix, segmentation_scores
 
 
@@ -66,12 +66,12 @@ class LabelAETask:
         train = build_dataset(config.data, "train", size=base_size, transform=transform)
         # Val labels at the training resolution: the label model sees maps of one scale, as the network will.
         val = build_dataset(
-            config.val_data or config.data, "val", size=base_size, transform=eval_transforms()
+            validation_spec(config.data, config.val_data), "val", size=base_size, transform=eval_transforms()
         )
         for dataset in (train, val):
             dataset.preload(progress=False)
         self.info = train.info
-        return train, val
+        return labelled_subset(train, config.labels_fraction, config.seed), val
 
     def build_model(self) -> tuple[LabelAutoencoder, float]:
         config, info = self.config, self.info

@@ -30,6 +30,7 @@ from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.mixmatch.model import MixMatchConfig, MixMatchModel
 from pixelwise.methods.mixmatch.sampler import PatchSampler, sample_patches
 from pixelwise.metrics import scores_to_json
+from pixelwise.models.weights import load_backbone_weights
 
 
 @torch.no_grad()
@@ -141,21 +142,28 @@ class DiagnoseConfig:
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
 
 
-def feature_model(path: str | None, like: MixMatchConfig | None = None, seed: int = 0) -> MixMatchModel:
-    """A :class:`MixMatchModel` with the backbone of checkpoint ``path`` (any kind), or random (seeded) for None."""
+def feature_model(
+    path: str | None, like: MixMatchConfig | None = None, seed: int = 0, weights: str | None = None
+) -> MixMatchModel:
+    """A :class:`MixMatchModel` with the backbone of checkpoint ``path`` (any kind), of a ``weights`` file, or
+    random (seeded) for neither. ``like`` is the M&M run being diagnosed: its "before" model reads the same layer."""
     from pixelwise.engine.checkpoint import load_checkpoint
     from pixelwise.methods.segmentation import load_backbone_from_checkpoint
 
     if path is None:
         torch.manual_seed(seed)
-        return MixMatchModel(like or MixMatchConfig())
+        model = MixMatchModel(like or MixMatchConfig())
+        if weights:
+            load_backbone_weights(model.backbone, weights)
+        return model
     checkpoint = load_checkpoint(path)
     described = checkpoint.meta.get("model", {})
+    layer = described.get("feature_layer", "") if described.get("kind") == "mixmatch" else ""
     config = MixMatchConfig(
         backbone=described.get("backbone", "resnet18"),
         in_channels=described.get("in_channels", 3),
         output_stride=described.get("output_stride", 32),
-        feature_layer=described.get("feature_layer", "") if described.get("kind") == "mixmatch" else "",
+        feature_layer=layer or (like.feature_layer if like else ""),
     )
     model = MixMatchModel(config)
     load_backbone_from_checkpoint(model, checkpoint.model_state, described, str(path))
@@ -171,9 +179,8 @@ def diagnose(config: DiagnoseConfig) -> dict[str, Any]:
     if not config.checkpoint:
         raise ValueError("pass --checkpoint with at least one checkpoint or run folder")
     device = resolve_device(config.device)
-    runs: list[
-        tuple[str, str | None, MixMatchConfig | None]
-    ] = []  # (name, path, architecture for random init)
+    # (name, checkpoint, the M&M run's architecture for its "before" model, its --weights file)
+    runs: list[tuple[str, str | None, MixMatchConfig | None, str | None]] = []
     tuned: dict[str, Any] = {}
     for path in config.checkpoint:
         meta = load_checkpoint(path).meta
@@ -181,10 +188,10 @@ def diagnose(config: DiagnoseConfig) -> dict[str, Any]:
         if model.get("kind") == "mixmatch":
             tuned = tuned or meta.get("config", {})
             if config.before:
-                init = meta.get("config", {}).get("init_from")
-                name = f"before:{init}" if init else "before:random"
-                runs.append((name, init, MixMatchConfig.from_dict(model)))
-        runs.append((str(path), str(path), None))
+                init, weights = (meta.get("config", {}).get(key) for key in ("init_from", "weights"))
+                name = f"before:{init or weights}" if init or weights else "before:random"
+                runs.append((name, init, MixMatchConfig.from_dict(model), weights))
+        runs.append((str(path), str(path), None, None))
     base_size = config.base_size or tuned.get("base_size")
     dataset = build_dataset(
         config.data, config.split, size=tuple(base_size) if base_size else None, transform=eval_transforms()
@@ -209,8 +216,8 @@ def diagnose(config: DiagnoseConfig) -> dict[str, Any]:
         "class_names": list(info.class_names),
         "scores": {},
     }
-    for name, path, like in runs:
-        model = feature_model(path, like, config.seed).to(device)
+    for name, path, like, weights in runs:
+        model = feature_model(path, like, config.seed, weights).to(device)
         features, labels, _ = patch_features(model, loader, device, sampler, config.seed, progress=True)
         scores = centroid_diagnostic(features, labels, info.num_classes)
         record["scores"][name] = scores

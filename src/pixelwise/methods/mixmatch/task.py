@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms
+from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.config import TuneConfig
 from pixelwise.methods.mixmatch.diagnose import centroid_diagnostic, patch_features
@@ -53,7 +53,11 @@ class MixMatchTask:
         train = build_dataset(config.data, "train", size=base_size, transform=transform)
         # Val patches are cut at the training scale (--base-size), so the diagnostic sees patches like training's.
         val = build_dataset(
-            config.val_data or config.data, "val", size=base_size, transform=eval_transforms(), cache=False
+            validation_spec(config.data, config.val_data),
+            "val",
+            size=base_size,
+            transform=eval_transforms(),
+            cache=False,
         )
         train.preload(progress=False)
         self.info = train.info
@@ -125,13 +129,7 @@ class MixMatchTask:
         )
 
     def metadata(self) -> dict[str, Any]:
-        info = self.info
         return {
-            "dataset": {
-                "name": info.name,
-                "class_names": list(info.class_names),
-                "palette": [list(c) for c in info.palette],
-                "ignore_index": info.ignore_index,
-            },
+            "dataset": self.info.to_metadata(),
             "init_from": self.config.init_from,
         }
