@@ -16,9 +16,10 @@ pytest.importorskip("onnxscript", reason="ONNX export is an optional extra: pip 
 
 
 @pytest.mark.slow
-def test_exported_grey_fcn_matches_pytorch_at_an_odd_size(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("arch", ["fcn8s", "zoomout"])
+def test_exported_grey_model_matches_pytorch_at_an_odd_size(tmp_path: Path, capsys, arch: str) -> None:
     torch.manual_seed(0)
-    model = create_model("fcn8s", "resnet18", num_classes=4, in_channels=1).eval()
+    model = create_model(arch, "resnet18", num_classes=4, in_channels=1, head_width=32).eval()
     for param in model.head.parameters():  # score layers start at zero: make the check non-trivial
         torch.nn.init.normal_(param, std=0.05)
     meta = {"model": model.config.to_dict(), "dataset": {"name": "t", "class_names": list("abcd")}}

@@ -132,11 +132,11 @@ def test_default_layer_matches_the_code_stride() -> None:
     assert default_aux_layer(create_backbone("resnet18", output_stride=16), 16) == "layer4"  # dilated
 
 
-@pytest.mark.parametrize("arch", ["fcn32s", "fcn16s", "fcn8s"])
+@pytest.mark.parametrize("arch", ["fcn32s", "fcn16s", "fcn8s", "zoomout"])
 @pytest.mark.parametrize("mode", ["decoder", "encoder"])
 def test_branch_fits_every_head_and_leaves_its_output_unchanged(arch: str, mode: str, label_ae) -> None:
     torch.manual_seed(0)
-    plain = create_model(arch, "resnet18", num_classes=CLASSES)
+    plain = create_model(arch, "resnet18", num_classes=CLASSES, head_width=16)
     wrapped = attach_label_regularizer(plain, str(label_ae[0]), CLASSES, 255, mode=mode)
     images, labels = torch.rand(2, 3, 45, 61), torch.randint(0, CLASSES, (2, 45, 61))
     labels[:, :5] = 255

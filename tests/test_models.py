@@ -1,4 +1,5 @@
-"""Models: FCN skip nets (Long §3.3), bilinear deconvolution, staged zero-init, any input size, weights loading."""
+"""Models: FCN skip nets (Long §3.3), zoom-out (Mostajabi §3.5), bilinear deconvolution, staged zero-init, any input
+size, weights loading."""
 
 from __future__ import annotations
 
@@ -62,9 +63,10 @@ def test_score_layers_start_at_zero() -> None:
     assert all(float(p.detach().abs().sum()) == 0 for n, p in model.head.named_parameters() if "scores" in n)
 
 
+@pytest.mark.parametrize("arch", ["fcn8s", "zoomout"])
 @pytest.mark.parametrize("size", [(32, 32), (45, 61), (97, 130)])
-def test_any_input_size_gives_logits_of_that_size(size: tuple[int, int]) -> None:
-    model = create_model("fcn8s", "resnet18", num_classes=3).eval()
+def test_any_input_size_gives_logits_of_that_size(size: tuple[int, int], arch: str) -> None:
+    model = create_model(arch, "resnet18", num_classes=3, head_width=16).eval()
     with torch.no_grad():
         out = model(torch.rand(1, 3, *size))["seg"]
     assert out.shape == (1, 3, *size)
@@ -78,6 +80,57 @@ def test_dilated_backbones_keep_resolution(stride: int) -> None:
     assert backbone.strides["layer4"] == stride
     model = SegmentationModel(create_model("fcn8s", "resnet18", 3, output_stride=stride).config)
     assert model(torch.rand(1, 3, 64, 64))["seg"].shape == (1, 3, 64, 64)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "vgg16_narrow"])
+def test_zoomout_reads_every_stage_on_a_quarter_grid_plus_the_scene(backbone: str) -> None:
+    model = create_model("zoomout", backbone, num_classes=3, head_width=16)
+    strides = model.taps.strides
+    assert (
+        min(strides.values()) == 4 and max(strides.values()) == 32 and len(strides) == 4
+    )  # §3.5: every stage
+    taps = model.taps(model.inputs(torch.rand(2, 3, 64, 96)))
+    features = model.head.zoom_out_features(taps, (64, 96))
+    deepest = model.taps.channels[model.taps.names[0]]
+    assert features.shape == (2, sum(model.taps.channels.values()) + deepest, 16, 24)
+    scene = features[:, -deepest:]
+    assert torch.equal(scene, scene[..., :1, :1].expand_as(scene))  # one scene vector for every cell
+    model(torch.rand(2, 3, 64, 96))["seg"].sum().backward()
+    stages = model.backbone.stage_modules()
+    for name in strides:  # every level is trained through the classifier
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in stages[name].parameters()), name
+
+
+def test_zoomout_scene_level_sees_the_whole_image() -> None:
+    """A change beyond every conv's reach (ResNet-18: ~435 px) still moves a zoom-out score: the scene level."""
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 64, 704)
+    changed = image.clone()
+    changed[..., 640:] = 0  # 630+ px from the first columns
+    with torch.no_grad():
+        fcn = create_model("fcn8s", "resnet18", num_classes=3).eval()
+        torch.nn.init.normal_(fcn.head.scores["layer4"].weight)
+        assert torch.equal(fcn(image)["seg"][..., :8], fcn(changed)["seg"][..., :8])  # out of reach for convs
+        zoomout = create_model("zoomout", "resnet18", num_classes=3, head_width=16).eval()
+        assert not torch.equal(zoomout(image)["seg"][..., :8], zoomout(changed)["seg"][..., :8])
+
+
+def test_cli_architecture_choices_are_the_models() -> None:
+    from pixelwise.engine.config import ARCHITECTURE_CHOICES
+    from pixelwise.models import ARCHITECTURES
+
+    assert ARCHITECTURE_CHOICES == ARCHITECTURES  # config.py spells them out to keep --help torch-free
+
+
+def test_an_fcn_initialises_a_zoomout_models_backbone_only(tmp_path) -> None:
+    from pixelwise.engine.checkpoint import save_checkpoint
+    from pixelwise.methods.segmentation import init_from_checkpoint
+
+    fcn = create_model("fcn8s", "resnet18", num_classes=3)
+    save_checkpoint(tmp_path / "fcn.safetensors", fcn.state_dict(), {"model": fcn.config.to_dict()})
+    zoomout = create_model("zoomout", "resnet18", num_classes=3, head_width=16)
+    assert init_from_checkpoint(zoomout, str(tmp_path / "fcn.safetensors")) is False  # a new head: full lr
+    torch.testing.assert_close(zoomout.backbone.conv1.weight, fcn.backbone.conv1.weight)
 
 
 def test_grayscale_input_and_backward() -> None:
@@ -101,7 +154,8 @@ def test_torchvision_state_dict_loads_and_is_adapted_to_grey_input(tmp_path) -> 
     left_random = load_backbone_weights(backbone, path)
     assert not [k for k in left_random if not k.endswith("num_batches_tracked")]
     torch.testing.assert_close(backbone.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
-    torch.testing.assert_close(backbone.conv1.weight, reference.conv1.weight.mean(dim=1, keepdim=True))
+    # the RGB kernels summed: a grey pixel x responds as (x, x, x) did in the RGB network
+    torch.testing.assert_close(backbone.conv1.weight, reference.conv1.weight.sum(dim=1, keepdim=True))
 
 
 def test_vgg_classifier_is_convolutionalised(tmp_path) -> None:

@@ -125,6 +125,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         data=config.data,
         output=str(out / "4-segmentation"),
         arch=config.arch,
+        head_width=config.head_width,
         in_channels=1 if grey else 3,
         init_from=str(init_from) if init_from else None,
         labels_fraction=config.labels_fraction,

@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+# pixelwise.models.ARCHITECTURES, spelled out so that `--help` needs no torch import (a test keeps them equal).
+ARCHITECTURE_CHOICES = ("fcn32s", "fcn16s", "fcn8s", "zoomout")
+
 
 def option(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field carrying its CLI help (and optional ``choices``)."""
@@ -120,7 +123,15 @@ class RunConfig:
 class TrainConfig(RunConfig):
     """Supervised dense labelling (``pixelwise train``)."""
 
-    arch: str = option("fcn8s", "segmentation architecture", choices=("fcn32s", "fcn16s", "fcn8s"))
+    arch: str = option(
+        "fcn8s",
+        "segmentation architecture: FCN-32s/16s/8s (Long) or zoom-out (every stage + the scene on a 1/4 grid, a "
+        "1x1-conv classifier; Mostajabi thesis §3.5)",
+        choices=ARCHITECTURE_CHOICES,
+    )
+    head_width: int = option(
+        1000, "zoom-out: hidden units of each classifier layer (§3.5: 1000; 256 is about 4x cheaper on a CPU)"
+    )
     in_channels: int = option(
         3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
     )
@@ -395,7 +406,8 @@ class PipelineConfig:
         1.0, "fraction of the train labels used by tuning, the label autoencoder and segmentation training"
     )
     backbone: str = option("resnet18", "backbone shared by every stage")
-    arch: str = option("fcn8s", "segmentation head", choices=("fcn32s", "fcn16s", "fcn8s"))
+    arch: str = option("fcn8s", "segmentation head", choices=ARCHITECTURE_CHOICES)
+    head_width: int = option(1000, "zoom-out: hidden units of each classifier layer (§3.5: 1000)")
     pretrain_epochs: int = option(10, "colorization pretraining epochs (0 skips pretraining: random init)")
     mixmatch_epochs: int = option(0, "Mix-and-Match tuning epochs (0 skips the stage)")
     label_ae_epochs: int = option(0, "label-autoencoder epochs for the label-structure regulariser (0: none)")

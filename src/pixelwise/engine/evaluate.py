@@ -45,7 +45,9 @@ def evaluate(
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device)
     examples: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     boundary = BoundaryAccuracy(num_classes, options.boundary_widths, ignore_index)
-    boundary.reset(device)  # on the device now: a rank whose shard is empty still all-reduces (nccl needs CUDA)
+    boundary.reset(
+        device
+    )  # on the device now: a rank whose shard is empty still all-reduces (nccl needs CUDA)
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=not options.progress):
         images = images.to(device, non_blocking=True)
         labels = targets["seg"].to(device, non_blocking=True)

@@ -96,13 +96,15 @@ def segmentation_loss(
 def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     """Load ``path`` into ``model``; returns True when it was a coarser/other FCN (staged training, lr / 100).
 
-    A segmentation checkpoint loads every weight that fits (a 32s into a 16s leaves the new score layer at its
-    zero init). Any other checkpoint (e.g. colorization pretraining) gives its backbone only: the head is new.
+    An FCN checkpoint into an FCN loads every weight that fits (a 32s into a 16s leaves the new score layer at its
+    zero init). Any other checkpoint (e.g. colorization pretraining, or an FCN into a zoom-out model) gives its
+    backbone only: the head is new.
     """
     parent = load_checkpoint(path)
     parent_model = parent.meta.get("model", {})
     state = without_training_branch(parent.model_state)  # e.g. a label-AE-regularised run's last.safetensors
-    if parent_model.get("kind", "segmentation") != "segmentation":
+    is_zoomout = (parent_model.get("arch") == "zoomout", model.config.arch == "zoomout")
+    if parent_model.get("kind", "segmentation") != "segmentation" or is_zoomout[0] != is_zoomout[1]:
         return load_backbone_from_checkpoint(model, state, parent_model, path)
     _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
@@ -168,7 +170,12 @@ class SegmentationTask:
         assert self.info is not None, "datasets() first: the model's class count comes from the data"
         model = SegmentationModel(
             ModelConfig(
-                config.arch, config.backbone, self.info.num_classes, config.in_channels, config.output_stride
+                config.arch,
+                config.backbone,
+                self.info.num_classes,
+                config.in_channels,
+                config.output_stride,
+                config.head_width,
             )
         )
         lr = config.lr

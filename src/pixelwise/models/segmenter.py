@@ -13,16 +13,22 @@ from torch import nn
 
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.heads.fcn import FCNHead
+from pixelwise.models.heads.zoomout import ZoomOutHead
 from pixelwise.models.inputs import InputNormalizer
 from pixelwise.models.taps import FeatureTaps
 
-# Which backbone stages each FCN variant fuses (Long §3.3.3): stride 32 only, + 16, + 8.
-FCN_TAPS: dict[str, dict[str, tuple[str, ...]]] = {
+# Which backbone stages each architecture reads. FCN variants fuse stride 32 only, + 16, + 8 (Long §3.3.3);
+# zoom-out reads the end of every stage from stride 4 on (Mostajabi thesis §3.5).
+TAPS: dict[str, dict[str, tuple[str, ...]]] = {
     "fcn32s": {"resnet": ("layer4",), "vgg": ("fc7",)},
     "fcn16s": {"resnet": ("layer4", "layer3"), "vgg": ("fc7", "pool4")},
     "fcn8s": {"resnet": ("layer4", "layer3", "layer2"), "vgg": ("fc7", "pool4", "pool3")},
+    "zoomout": {
+        "resnet": ("layer4", "layer3", "layer2", "layer1"),
+        "vgg": ("fc7", "pool4", "pool3", "pool2"),
+    },
 }
-ARCHITECTURES = tuple(FCN_TAPS)
+ARCHITECTURES = tuple(TAPS)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class ModelConfig:
     num_classes: int = 11
     in_channels: int = 3
     output_stride: int = 32
+    head_width: int = 1000  # zoom-out only: hidden units of its 1x1-conv classifier (§3.5)
 
     def to_dict(self) -> dict:
         return {"kind": "segmentation", **dataclasses.asdict(self)}
@@ -49,13 +56,18 @@ class SegmentationModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if config.arch not in FCN_TAPS:
+        if config.arch not in TAPS:
             raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHITECTURES)}")
         self.config = config
         backbone = create_backbone(config.backbone, config.in_channels, config.output_stride)
         family = "vgg" if config.backbone.startswith("vgg") else "resnet"
-        self.taps = FeatureTaps(backbone, FCN_TAPS[config.arch][family])
-        self.head = FCNHead(self.taps.channels, self.taps.strides, config.num_classes)
+        self.taps = FeatureTaps(backbone, TAPS[config.arch][family])
+        channels, strides = self.taps.channels, self.taps.strides
+        self.head: nn.Module = (
+            ZoomOutHead(channels, strides, config.num_classes, hidden=config.head_width)
+            if config.arch == "zoomout"
+            else FCNHead(channels, strides, config.num_classes)
+        )
         self.inputs = InputNormalizer(config.in_channels, backbone.output_stride)
 
     @property

@@ -41,11 +41,13 @@ def dense_hypercolumns(
     height, width = size[0] // scale, size[1] // scale
     upsampled = []
     for name, feature in taps.items():
-        factor = strides[name] / scale
-        target = (round(feature.shape[-2] * factor), round(feature.shape[-1] * factor))
+        stride = strides[name]
+        # Integer arithmetic (ONNX export traces shapes symbolically and has no round()); a layer of stride s holds
+        # ceil(H / s) cells, so cells * s // scale >= H // scale rows, cropped below.
+        target = (feature.shape[-2] * stride // scale, feature.shape[-1] * stride // scale)
         up = (
             F.interpolate(feature, size=target, mode="bilinear", align_corners=False)
-            if factor != 1
+            if stride != scale
             else feature
         )
         upsampled.append(up[..., :height, :width])

@@ -1,0 +1,66 @@
+"""Zoom-out head, trained end to end (Mostajabi thesis §3.5, Figs. 3.8-3.9).
+
+Zoom-out describes a pixel by features at every zoom level at once: the end of each backbone stage (local to
+distant context, "before each downsampling" for a ResNet), all brought to one grid at 1/4 of the input by bilinear
+upsampling and concatenated, plus the **scene** level (§3.3: the whole image; here the global average of the
+deepest stage, broadcast to every cell, the coarsest bin of the pyramid pooling the thesis adds). A 3-layer
+classifier of 1x1 convolutions with ``hidden`` units per layer (§3.5: 1000) scores each cell; the scores are
+upsampled bilinearly to the input size. Unlike FCN's coarse-to-fine sum of per-layer scores (Long §3.3.3), every
+level reaches the classifier as features, so the classifier can combine them non-linearly.
+
+Not in the thesis: BatchNorm after the two hidden convolutions. The levels arrive on very different scales (a
+stride-4 stage next to a stride-32 one), and from-scratch training on a CPU budget needs them evened out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pixelwise.models.heads.hypercolumn import dense_hypercolumns
+
+
+class ZoomOutHead(nn.Module):
+    """Concatenate every tap on the finest tap's grid (+ the scene level) -> 1x1 conv classifier -> ``{"seg"}``.
+
+    ``channels`` / ``strides`` are ordered deepest first (as ``FeatureTaps`` gives them); the deepest tap also
+    gives the scene feature when ``scene`` is set.
+    """
+
+    def __init__(
+        self,
+        channels: dict[str, int],
+        strides: dict[str, int],
+        num_classes: int,
+        hidden: int = 1000,
+        scene: bool = True,
+    ) -> None:
+        super().__init__()
+        self.strides = dict(strides)
+        self.grid = min(
+            strides.values()
+        )  # the finest tap's stride: 4 for ResNet layer1 / VGG pool2 (§3.5.1: 1/4)
+        self.scene = next(iter(channels)) if scene else None
+        width = sum(channels.values()) + (channels[self.scene] if self.scene else 0)
+        self.classifier = nn.Sequential(
+            nn.Conv2d(width, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, hidden, 1, bias=False),
+            nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, num_classes, 1),
+        )
+
+    def zoom_out_features(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        """The zoom-out descriptor of every grid cell: [N, sum C_l (+ C_scene), H / grid, W / grid]."""
+        levels = dense_hypercolumns(taps, self.strides, size, self.grid)
+        if self.scene is None:
+            return levels
+        scene = taps[self.scene].mean(dim=(2, 3), keepdim=True)
+        return torch.cat([levels, scene.expand(-1, -1, *levels.shape[-2:])], dim=1)
+
+    def forward(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        logits = self.classifier(self.zoom_out_features(taps, size))
+        return {"seg": F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)}
