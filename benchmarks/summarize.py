@@ -334,6 +334,37 @@ def _lambda_sweep_png(arms: dict[tuple, dict[int, float]]) -> list[str]:
     ]
 
 
+def zoomout_table() -> list[str]:
+    """Mean IoU per arm (mean +- std over seeds), paired gap to FCN-8s, minutes per run and parameters."""
+    runs = _load("zoomout")
+    if not runs:
+        return []
+    arms: dict[str, dict[int, dict]] = {}
+    for r in runs:
+        arms.setdefault(r["arm"], {})[r["seed"]] = r
+    fcn = {s: r["val"]["mean_iou"] for s, r in arms.get("fcn8s", {}).items()}
+    rows = [
+        "### Zoom-out vs FCN-8s on CamVid val (`benchmarks/zoomout.py`)",
+        "",
+        "From-scratch ResNet-18, the CamVid recipe, the same steps and data stream per seed; mean IoU (%) mean +- "
+        "std over seeds, gap paired by seed; minutes per run (training + final evaluation) on this 2-core CPU.",
+        "",
+        "| arm | parameters | steps | seeds | minutes per run | mean IoU | gap vs fcn8s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for arm in sorted(arms, key=lambda a: (a != "fcn8s", a)):
+        by_seed = arms[arm]
+        scores = {s: r["val"]["mean_iou"] for s, r in by_seed.items()}
+        first = next(iter(by_seed.values()))
+        minutes = sum(r["wall_minutes_including_eval"] for r in by_seed.values()) / len(by_seed)
+        gap = "-" if arm == "fcn8s" else _paired_gap(scores, fcn)
+        rows.append(
+            f"| {arm} | {first['parameters'] / 1e6:.1f} M | {first['iterations']} | {len(by_seed)} | "
+            f"{minutes:.1f} | {_mean_std(list(scores.values()))} | {gap} |"
+        )
+    return rows + _commands(runs)
+
+
 def peers_table() -> list[str]:
     runs = _load("peers")
     if not runs:
@@ -379,6 +410,7 @@ def main() -> None:
         label_efficiency_plot(),
         mixmatch_table(),
         label_ae_tables(),
+        zoomout_table(),
         peers_table(),
         loop_overhead_line(),
     ]
