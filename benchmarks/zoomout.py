@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.segmentation import SegmentationTask
@@ -53,6 +55,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     config = TrainConfig(**{**values, **ARMS[arm], **args.overrides})
     started = time.time()
     trainer = Trainer(config, SegmentationTask(config))
+    # The heads draw different amounts of random numbers at init: reseed so both arms of a seed see the same
+    # crops and flips, not only the same image order (a resumed run restores its own RNG state instead).
+    torch.manual_seed(seed + 10_000)
     scores = trainer.fit()
     minutes = (time.time() - started) / 60
     record = result_record(

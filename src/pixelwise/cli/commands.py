@@ -15,6 +15,7 @@ from pixelwise.engine.config import (
     PredictConfig,
     PretrainConfig,
     TrainConfig,
+    ZoomOutConfig,
 )
 
 
@@ -243,6 +244,33 @@ def register_tune(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_zoomout(sub: argparse._SubParsersAction) -> None:
+    add_config_command(
+        sub,
+        "zoomout",
+        "train the superpixel zoom-out classifier",
+        "Superpixel zoom-out (Mostajabi thesis §3.3-3.4): SLIC superpixels described by every backbone stage "
+        "averaged over them, a sub-scene box and the scene, mirror-maxed; an MLP trained on these fixed features "
+        "with the class-rebalanced log-loss. The backbone comes from --init-from RUN (any pixelwise run) or "
+        "--weights FILE and stays frozen. Validation reports mean IoU and the superpixel oracle's. The "
+        "checkpoint works with `pixelwise eval` and `predict`. (The end-to-end variant is `train --arch zoomout`.)",
+        ZoomOutConfig,
+        run_zoomout,
+    )
+
+
+def run_zoomout(args: argparse.Namespace) -> int:
+    from pixelwise.engine.trainer import train
+    from pixelwise.methods.zoomout import ZoomOutTask
+
+    config = build_config(ZoomOutConfig, args)
+    scores = train(config, ZoomOutTask(config))
+    print(
+        json.dumps({k: scores[k] for k in ("mean_iou", "oracle_mean_iou", "pixel_acc", "mean_acc")}, indent=2)
+    )
+    return 0
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -255,4 +283,5 @@ REGISTER = [
     register_datasets,
     register_models,
     register_label_ae,
+    register_zoomout,
 ]

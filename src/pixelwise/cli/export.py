@@ -14,6 +14,11 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     if not config.checkpoint:
         raise ValueError("export needs --checkpoint (a run folder or .safetensors file)")
     model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
+    if meta["model"]["kind"] != "segmentation":  # superpixel zoom-out runs SLIC (scikit-image) in its forward
+        raise ValueError(
+            f"{config.checkpoint}: superpixel zoom-out cannot be expressed in ONNX (SLIC runs inside the model); "
+            "export an end-to-end `--arch zoomout` model instead"
+        )
     in_channels = meta["model"].get("in_channels", 3)
     path = export_onnx(model, config.output, in_channels, tuple(config.size), config.dynamic)
     print(f"wrote {path} (input 'images' [N, {in_channels}, H, W] in [0, 1], output 'logits')")

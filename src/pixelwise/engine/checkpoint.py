@@ -188,8 +188,10 @@ def inference_weights(state: dict[str, torch.Tensor], model: torch.nn.Module) ->
 
 COMMAND_FOR_KIND = {
     "segmentation": "`pixelwise predict` / `eval` / `export`",
+    "zoomout-superpixel": "`pixelwise predict` / `eval`",
     "colorization": "`pixelwise colorize`",
 }
+SEGMENTERS = ("segmentation", "zoomout-superpixel")  # kinds whose model(images) returns {"seg": logits}
 
 
 def build_model_from_checkpoint(
@@ -209,13 +211,18 @@ def build_model_from_checkpoint(
             f"{path}: the checkpoint does not describe its model (no 'model' entry in its metadata)"
         )
     kind = described.get("kind", "segmentation")
-    if expect is not None and kind != expect and kind in COMMAND_FOR_KIND:
+    family = "segmentation" if kind in SEGMENTERS else kind
+    if expect is not None and family != expect and kind in COMMAND_FOR_KIND:
         raise ValueError(f"{path}: a {kind} checkpoint, not {expect}; use it with {COMMAND_FOR_KIND[kind]}")
     try:
         if kind == "colorization":
             model: torch.nn.Module = ColorizationModel(ColorizerConfig.from_dict(described))
         elif kind == "segmentation":
             model = SegmentationModel(ModelConfig.from_dict(described))
+        elif kind == "zoomout-superpixel":  # a segmenter too: eval and predict take it
+            from pixelwise.methods.zoomout import SuperpixelZoomOut, SuperpixelZoomOutConfig
+
+            model = SuperpixelZoomOut(SuperpixelZoomOutConfig.from_dict(described))
         elif kind in ("mixmatch", "label-ae"):
             raise ValueError(
                 f"{path}: a {kind} checkpoint holds pretrained weights, not a predictor; "

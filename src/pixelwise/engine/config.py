@@ -245,6 +245,29 @@ class PretrainConfig(RunConfig):
 
 
 @dataclass
+class ZoomOutConfig(TrainConfig):
+    """Superpixel zoom-out (``pixelwise zoomout``, Mostajabi thesis §3.3-3.4): an MLP on fixed zoom-out features."""
+
+    output: str = option(
+        "runs/zoomout", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples"
+    )
+    freeze: str = option(
+        "backbone", "backbone stages kept fixed; the thesis never fine-tunes them (§3.4.1.3), and only 'backbone' "
+        "lets the descriptors be computed once"
+    )  # fmt: skip
+    epochs: int = option(20, "epochs over the training superpixels")
+    batch_size: int = option(256, "superpixels per optimiser step per process")
+    lr: float = option(1e-3, "base learning rate of the classifier")
+    weight_decay: float = option(1e-3, "weight decay (§3.4.2: 0.001)")
+    superpixels: int = option(500, "SLIC superpixels per image (§3.4.1: ~500)")
+    compactness: float = option(15.0, "SLIC compactness m (§3.4.1: 15)")
+    subscene_radius: int = option(3, "graph radius of the sub-scene box around a superpixel (§3.4.1.4: 3)")
+    mirror_max: bool = option(True, "elementwise max with the mirrored image's descriptor (§3.4.1.4)")
+    hidden: int = option(1024, "units of each of the classifier's two hidden layers (§3.4.3: 1024)")
+    dropout: float = option(0.5, "dropout after each hidden layer")
+
+
+@dataclass
 class TuneConfig(RunConfig):
     """Mix-and-Match tuning (Zhan et al. 2018) between pretraining and fine-tuning (``pixelwise tune``).
 

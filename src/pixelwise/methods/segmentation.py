@@ -151,10 +151,7 @@ class SegmentationTask:
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
         train = build_dataset(config.data, "train", size=base_size, transform=train_tf)
-        # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
-        val = build_dataset(
-            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
-        )
+        val = self.validation_dataset()
         train.preload(progress=False)
         self.info = train.info
         subset = labelled_subset(train, config.labels_fraction, config.seed)
@@ -164,6 +161,13 @@ class SegmentationTask:
             counts = label_pixel_counts(subset, self.info.num_classes)
             self.loss_weights = class_weights(counts, config.class_weights)
         return subset, val
+
+    def validation_dataset(self) -> Dataset:
+        """Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory."""
+        config = self.config
+        return build_dataset(
+            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
+        )
 
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
