@@ -8,6 +8,15 @@ optimiser steps (default 405 = 9 epochs), and are scored on val mean IoU at half
     zoomout_w256   zoom-out: layer1-4 + the scene level on the stride-4 grid, 1x1-conv classifier 256-256-K
     zoomout_w1000  the same with the thesis's 1000 hidden units (about 3x the cost per step of w256 on a CPU)
 
+and the superpixel classifier of §3.3-3.4 (`pixelwise zoomout`) on a *frozen* backbone, as in the thesis (500 SLIC
+superpixels per 180x240 frame, every stage + sub-scene + scene, mirror-max, MLP 1024-1024 with dropout, the
+rebalanced loss, 5 epochs over the ~180k training superpixels; val frames at 1/4 resolution, i.e. 180x240 like
+training, scored at full label resolution with the superpixel oracle beside it):
+
+    superpixel_colorization   the colorization backbone (grey input; runs/bench/colorization/hue-chroma_e30), to
+                              set against the frozen-backbone FCN-8s head of the transfer study
+    superpixel_fcn8s          the backbone of the 110-epoch FCN-8s run (runs/bench/camvid_fcn/bf16e110_fcn8s_seed0)
+
 The thesis claims zoom-out matches dilation at lower cost (Cityscapes ResNet-101+PPM: 76.6 vs 76.5) and a large
 gain of the full zoom-out descriptor over its deepest level alone (Table 3.1); here the question is whether it beats
 FCN-8s's skip fusion at equal steps, and at what cost per step (minutes are recorded per arm).
@@ -17,6 +26,7 @@ resumes from runs/bench/zoomout/<tag>/last.safetensors. Usage:
 
     python benchmarks/zoomout.py                                   # fcn8s and zoomout_w256, seeds 0 1 2
     python benchmarks/zoomout.py --arms zoomout_w1000 --seeds 0
+    python benchmarks/zoomout.py --arms superpixel_colorization superpixel_fcn8s --seeds 0
 """
 
 from __future__ import annotations
@@ -29,9 +39,10 @@ from pathlib import Path
 
 import torch
 
-from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.config import TrainConfig, ZoomOutConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.zoomout import ZoomOutTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
@@ -41,7 +52,37 @@ ARMS = {
     "zoomout_w256": dict(arch="zoomout", head_width=256),
     "zoomout_w1000": dict(arch="zoomout", head_width=1000),
 }
+SUPERPIXEL_ARMS = {  # arm: (frozen backbone's run, input channels)
+    "superpixel_colorization": (
+        ROOT / "runs" / "bench" / "colorization" / "hue-chroma_e30" / "last.safetensors",
+        1,
+    ),
+    "superpixel_fcn8s": (
+        ROOT / "runs" / "bench" / "camvid_fcn" / "bf16e110_fcn8s_seed0" / "last.safetensors",
+        3,
+    ),
+}
 TRAIN_IMAGES = 367  # CamVid train
+
+
+def superpixel_config(arm: str, seed: int, output: Path) -> ZoomOutConfig:
+    backbone, channels = SUPERPIXEL_ARMS[arm]
+    if not backbone.exists():
+        sys.exit(f"{arm}: {backbone} does not exist; run the benchmark that trains it first")
+    return ZoomOutConfig(
+        data=f"camvid:{CAMVID}",
+        output=str(output),
+        init_from=str(backbone),
+        in_channels=channels,
+        base_size=[180, 240],
+        eval_scale=0.25,
+        epochs=5,
+        eval_every=0,
+        num_examples=2,
+        amp=True,
+        seed=seed,
+        resume=(output / "last.safetensors").exists(),
+    )
 
 
 def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
@@ -50,11 +91,18 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     if result_path.exists():
         print(f"{tag}: done already")
         return
-    epochs = math.ceil(args.steps / (TRAIN_IMAGES // 8))
-    values = camvid_recipe(args.runs / tag, seed, epochs=epochs, eval_every=0, num_examples=2, amp=True)
-    config = TrainConfig(**{**values, **ARMS[arm], **args.overrides})
+    if arm in SUPERPIXEL_ARMS:
+        config: TrainConfig = superpixel_config(arm, seed, args.runs / tag)
+        task: SegmentationTask = ZoomOutTask(config)
+    else:
+        epochs = math.ceil(args.steps / (TRAIN_IMAGES // 8))
+        values = camvid_recipe(args.runs / tag, seed, epochs=epochs, eval_every=0, num_examples=2, amp=True)
+        config = TrainConfig(**{**values, **ARMS[arm]})
+        task = SegmentationTask(config)
+    for key, value in args.overrides.items():
+        setattr(config, key, value)
     started = time.time()
-    trainer = Trainer(config, SegmentationTask(config))
+    trainer = Trainer(config, task)
     # The heads draw different amounts of random numbers at init: reseed so both arms of a seed see the same
     # crops and flips, not only the same image order (a resumed run restores its own RNG state instead).
     torch.manual_seed(seed + 10_000)
@@ -68,6 +116,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
         arm=arm,
         seed=seed,
         iterations=trainer.state.iteration,
+        training_examples=len(trainer.train_set),
         parameters=sum(p.numel() for p in trainer.model.parameters()),
         val={k: v for k, v in scores.items() if k != "per_class_acc"},
     )
@@ -82,7 +131,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--arms", nargs="+", default=["fcn8s", "zoomout_w256"], choices=list(ARMS), help="arms"
+        "--arms", nargs="+", default=["fcn8s", "zoomout_w256"], choices=[*ARMS, *SUPERPIXEL_ARMS], help="arms"
     )
     parser.add_argument(
         "--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (init, data order, crops)"
