@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "datasets",
     "models",
     "label-ae",
+    "zoomout",
 )
 
 
