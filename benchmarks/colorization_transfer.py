@@ -3,7 +3,9 @@
 Every arm fine-tunes the same grey-input FCN-8s / ResNet-18 for the same number of optimiser steps (default 300,
 batch 8, AdamW + poly, bf16) on a seeded fraction of the CamVid train labels, and is scored on val (mean IoU).
 Arms: init in {random, colorization (hue/chroma histograms), colorization-l2 (L2 regression pretraining)},
-freeze in {none, backbone (only the FCN head learns: frozen features)}, labels fraction, seed.
+freeze in {none, backbone (only the FCN head learns: frozen features)}, labels fraction, seed. With
+``--set recalibrate_bn=true`` a frozen arm is its own "+recalibrated-bn" arm: the frozen BatchNorm statistics are
+re-estimated on the labelled images before training (a random backbone's defaults normalise nothing).
 
 Pretrained backbones come from benchmarks/colorization_pretrain.py (runs/bench/colorization/<loss>_e<E>/last).
 Each arm writes benchmarks/results/colorization_transfer/<arm>.json; reruns skip finished arms and arms whose
@@ -11,6 +13,7 @@ pretrained checkpoint does not exist yet. Usage:
 
     python benchmarks/colorization_transfer.py                         # the main grid, seeds 0 1 2
     python benchmarks/colorization_transfer.py --freeze backbone --fractions 1.0
+    python benchmarks/colorization_transfer.py --freeze backbone --fractions 1.0 --set recalibrate_bn=true
     python benchmarks/colorization_transfer.py --inits colorization-l2 --fractions 0.1
 """
 
@@ -69,6 +72,9 @@ def recipe(
 
 
 def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.Namespace) -> None:
+    config_freeze = freeze
+    if freeze != "none" and args.overrides.get("recalibrate_bn"):  # its own arm: BatchNorm re-estimated first
+        freeze = f"{freeze}+recalibrated-bn"
     tag = f"{init}_{freeze}_f{fraction:g}_seed{seed}"
     result_path = ROOT / "benchmarks" / "results" / "colorization_transfer" / f"{tag}.json"
     if result_path.exists():
@@ -79,7 +85,7 @@ def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.N
         print(f"{tag}: skipped, {checkpoint} does not exist yet (run benchmarks/colorization_pretrain.py)")
         return
     output = ROOT / "runs" / "bench" / "colorization_transfer" / tag
-    config = recipe(checkpoint, freeze, fraction, seed, epochs_for(args.steps, fraction, 8), output)
+    config = recipe(checkpoint, config_freeze, fraction, seed, epochs_for(args.steps, fraction, 8), output)
     for key, value in args.overrides.items():
         setattr(config, key, value)
     started = time.time()

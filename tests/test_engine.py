@@ -217,3 +217,22 @@ def test_grayscale_training_and_prediction(tmp_path: Path) -> None:
     assert meta["model"]["in_channels"] == 1
     with torch.no_grad():
         assert model(torch.rand(1, 3, 30, 40))["seg"].shape == (1, 6, 30, 40)
+
+
+def test_batchnorm_recalibration_gives_frozen_layers_the_data_statistics() -> None:
+    """A random frozen backbone's BatchNorm holds mean 0 / var 1; one pass gives it the training data's."""
+    from pixelwise.engine.batchnorm import recalibrate_batchnorm
+    from pixelwise.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("fcn8s", "resnet18", num_classes=3)
+    images = [torch.rand(2, 3, 32, 32) * 0.5 + 0.5 for _ in range(3)]
+    assert (
+        recalibrate_batchnorm(model, [model.backbone], [(x, None) for x in images], torch.device("cpu")) > 0
+    )
+    with torch.no_grad():
+        activations = torch.cat([model.backbone.conv1(model.inputs(x)) for x in images])
+    torch.testing.assert_close(
+        model.backbone.bn1.running_mean, activations.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5
+    )
+    assert model.training and model.backbone.bn1.momentum == 0.1  # the model's mode and momenta are restored

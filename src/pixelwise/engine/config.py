@@ -102,6 +102,11 @@ class RunConfig:
         "freeze backbone layers: 'none', 'backbone' (train the head only) or a stage name such as 'layer3' "
         "(freeze the stem up to and including it); frozen BatchNorm layers keep their statistics",
     )
+    recalibrate_bn: bool = option(
+        False,
+        "before training, re-estimate the frozen layers' BatchNorm statistics in one pass over the training data "
+        "(a random or foreign backbone's stored statistics do not fit it)",
+    )
     skip_bad: bool = option(
         False,
         "drop unreadable or inconsistent samples (corrupt files, wrong-size labels, out-of-range class ids) "

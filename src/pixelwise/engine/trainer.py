@@ -460,6 +460,12 @@ class Trainer:
         total = optim.total_iterations(config.epochs, iters_per_epoch)
         if config.schedule == "poly-time":
             optim.require_time_limit(config)
+        if (
+            config.recalibrate_bn and self.state.iteration == 0
+        ):  # a resumed run has its recalibrated statistics
+            from pixelwise.engine.batchnorm import recalibrate_batchnorm
+
+            recalibrate_batchnorm(self.net, self.frozen, self.train_loader, self.device, self.dist.is_main)
         self._clock_start = time.time() - 60 * self.state.minutes_trained  # a resume continues the budget
         invocation_start = time.time()
         scores: dict[str, Any] = {}

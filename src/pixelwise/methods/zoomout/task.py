@@ -78,6 +78,11 @@ class ZoomOutTask(SegmentationTask):
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
+        if config.freeze != "backbone" or config.recalibrate_bn:
+            raise ValueError(
+                "zoomout trains on descriptors computed once from a fixed backbone: keep --freeze backbone, and "
+                "no --recalibrate-bn (init from a run trained on these images instead)"
+            )
         base_size = tuple(config.base_size) if config.base_size else None
         # Fixed features: the training images as they are (no crops or flips; mirror-max sees both sides).
         images = build_dataset(config.data, "train", size=base_size, transform=eval_transforms())
