@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 from pixelwise.data import build_dataset
 from pixelwise.engine.config import TrainConfig
-from pixelwise.engine.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
+from common import CAMVID, ROOT, camvid_recipe, fit_and_record, parse_overrides  # noqa: E402
 
 PRETRAINED = {
     "random": None,
@@ -88,26 +86,15 @@ def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.N
     config = recipe(checkpoint, config_freeze, fraction, seed, epochs_for(args.steps, fraction, 8), output)
     for key, value in args.overrides.items():
         setattr(config, key, value)
-    started = time.time()
-    trainer = Trainer(config)
-    scores = trainer.fit()
-    minutes = (time.time() - started) / 60
-    record = result_record(
+    fit_and_record(
         "colorization_transfer",
         tag,
         config,
-        minutes,
+        result_path,
         init=init,
         freeze=freeze,
         labels_fraction=fraction,
         seed=seed,
-        labelled_images=len(trainer.train_set),
-        iterations=trainer.state.iteration,
-        val={k: v for k, v in scores.items() if k != "per_class_acc"},
-    )
-    write_result(result_path, record)
-    print(
-        f"{tag}: val mIoU {scores['mean_iou']:.4f} after {trainer.state.iteration} steps, {minutes:.1f} min"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,47 @@ def provenance() -> dict[str, str]:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def fit_and_record(
+    benchmark: str,
+    tag: str,
+    config: Any,
+    result_path: Path,
+    task: Any = None,
+    reseed: int | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Train one arm (``task``, default segmentation), write its result JSON and print one line.
+
+    The record holds the steps, training examples, parameters and val scores besides ``values``. ``reseed``
+    reseeds the global RNG after the model is built, so arms whose models draw different amounts of random numbers
+    at init still see the same augmentation (a resumed run restores its own RNG state instead).
+    """
+    from pixelwise.engine.trainer import Trainer
+
+    started = time.time()
+    trainer = Trainer(config, task)
+    if reseed is not None:
+        torch.manual_seed(reseed)
+    scores = trainer.fit()
+    minutes = (time.time() - started) / 60
+    record = result_record(
+        benchmark,
+        tag,
+        config,
+        minutes,
+        **values,
+        iterations=trainer.state.iteration,
+        training_examples=len(trainer.train_set),
+        parameters=sum(p.numel() for p in trainer.model.parameters()),
+        val={k: v for k, v in scores.items() if k != "per_class_acc"},
+    )
+    write_result(result_path, record)
+    print(
+        f"{tag}: val mIoU {scores['mean_iou']:.4f} after {trainer.state.iteration} steps, {minutes:.1f} min"
+    )
+    return record
 
 
 def result_record(benchmark: str, tag: str, config: Any, minutes: float, **values: Any) -> dict[str, Any]:

@@ -34,18 +34,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
-import torch
-
 from pixelwise.engine.config import TrainConfig, ZoomOutConfig
-from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.segmentation import SegmentationTask
 from pixelwise.methods.zoomout import ZoomOutTask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
+from common import CAMVID, ROOT, camvid_recipe, fit_and_record, parse_overrides  # noqa: E402
 
 ARMS = {
     "fcn8s": dict(arch="fcn8s"),
@@ -101,29 +97,9 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
         task = SegmentationTask(config)
     for key, value in args.overrides.items():
         setattr(config, key, value)
-    started = time.time()
-    trainer = Trainer(config, task)
     # The heads draw different amounts of random numbers at init: reseed so both arms of a seed see the same
-    # crops and flips, not only the same image order (a resumed run restores its own RNG state instead).
-    torch.manual_seed(seed + 10_000)
-    scores = trainer.fit()
-    minutes = (time.time() - started) / 60
-    record = result_record(
-        "zoomout",
-        tag,
-        config,
-        minutes,
-        arm=arm,
-        seed=seed,
-        iterations=trainer.state.iteration,
-        training_examples=len(trainer.train_set),
-        parameters=sum(p.numel() for p in trainer.model.parameters()),
-        val={k: v for k, v in scores.items() if k != "per_class_acc"},
-    )
-    write_result(result_path, record)
-    print(
-        f"{tag}: val mIoU {scores['mean_iou']:.4f} after {trainer.state.iteration} steps, {minutes:.1f} min"
-    )
+    # crops and flips, not only the same image order.
+    fit_and_record("zoomout", tag, config, result_path, task, reseed=seed + 10_000, arm=arm, seed=seed)
 
 
 def main() -> None:
