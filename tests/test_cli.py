@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "models",
     "label-ae",
     "zoomout",
+    "weak",
 )
 
 

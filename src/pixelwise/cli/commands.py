@@ -271,6 +271,12 @@ def run_zoomout(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_weak(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.weak import register_weak as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -284,4 +290,5 @@ REGISTER = [
     register_models,
     register_label_ae,
     register_zoomout,
+    register_weak,
 ]

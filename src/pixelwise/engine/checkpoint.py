@@ -190,6 +190,7 @@ COMMAND_FOR_KIND = {
     "segmentation": "`pixelwise predict` / `eval` / `export`",
     "zoomout-superpixel": "`pixelwise predict` / `eval`",
     "colorization": "`pixelwise colorize`",
+    "tag-localiser": "`pixelwise weak points`",
 }
 SEGMENTERS = ("segmentation", "zoomout-superpixel")  # kinds whose model(images) returns {"seg": logits}
 

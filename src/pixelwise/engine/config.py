@@ -273,6 +273,23 @@ class ZoomOutConfig(TrainConfig):
 
 
 @dataclass
+class WeakPointsConfig:
+    """``pixelwise weak points``: diverse point labels from a tag localiser (Mostajabi thesis §4.3.2)."""
+
+    checkpoint: str = option("", "tag-localiser checkpoint or run folder (`pixelwise weak localise`)")
+    data: str = option("", "the training data whose tags (read off its label maps) are localised")
+    split: str = option("train", "split of --data to label")
+    base_size: list[int] | None = option(None, "resize images at load to H W (as the localiser was trained)")
+    points_per_class: int = option(20, "diverse points per tagged class and image (Table 4.3: 20)")
+    background_class: int = option(
+        -1, "class id of a background class, sampled as the points least like every foreground point "
+        "(Eq. 4.3.5; VOC: 0); -1: none"
+    )  # fmt: skip
+    output: str = option("runs/weak-points", "folder for images/, labels/, train.txt and classes.txt")
+    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
+
+
+@dataclass
 class TuneConfig(RunConfig):
     """Mix-and-Match tuning (Zhan et al. 2018) between pretraining and fine-tuning (``pixelwise tune``).
 

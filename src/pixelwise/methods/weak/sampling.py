@@ -1,0 +1,53 @@
+"""Diverse point sampling: turning class score maps into point labels (Mostajabi thesis §4.3.2).
+
+For each tagged class c, the first point is the arg max of S(c, .) (Eq. 4.3.3); each next one maximises the score
+times one minus its largest |cosine| to the points already chosen for c (Eq. 4.3.4), so the k points are confident
+*and* different in feature space, which is what the pixel classifier trained on them sees. Background points
+(Eq. 4.3.5, datasets with a background class) minimise their largest similarity to every foreground point and to the
+background points so far. Features are z-scored over the image's locations, then L2-normalised. k = 20 (Table 4.3:
+1: 35.1, 5: 37.2, 10: 39.3, 20: 40.6, 50: 40.4). The thesis multiplies the raw score into Eq. 4.3.4; scores are
+shifted to be non-negative first, or the penalty would favour similar points for negative scores (a gap the text
+leaves open).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def normalised_features(features: torch.Tensor) -> torch.Tensor:
+    """[D, h, w] -> [h*w, D]: z-scored per channel over the locations, then unit L2 norm per location."""
+    flat = features.flatten(1).t().float()
+    flat = (flat - flat.mean(dim=0)) / flat.std(dim=0).clamp(min=1e-6)
+    return torch.nn.functional.normalize(flat, dim=1)
+
+
+def diverse_points(scores: torch.Tensor, features: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices [count] of locations on one class's score map [h*w] (Eq. 4.3.3-4.3.4); ``features`` [h*w, D]."""
+    scores = scores.float() - scores.min()  # non-negative, so the diversity factor can only lower a score
+    chosen: list[int] = []
+    nearest = torch.zeros_like(scores)  # max_k' |z_i . z_x_k'| over the points chosen so far
+    for _ in range(min(count, scores.numel())):
+        objective = scores * (1 - nearest)
+        if chosen:
+            objective[chosen] = -1.0  # never pick a point twice
+        index = int(objective.argmax())
+        chosen.append(index)
+        nearest = torch.maximum(nearest, (features @ features[index]).abs())
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def background_points(features: torch.Tensor, foreground: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices [count] of the locations least similar to every foreground point and to each other (Eq. 4.3.5)."""
+    nearest = (features @ features[foreground].t()).abs().amax(dim=1) if len(foreground) else None
+    if nearest is None:
+        nearest = torch.zeros(len(features))
+    nearest = nearest.clone()
+    nearest[foreground] = float("inf")
+    chosen: list[int] = []
+    for _ in range(min(count, len(features) - len(foreground))):
+        index = int(nearest.argmin())
+        chosen.append(index)
+        nearest = torch.maximum(nearest, (features @ features[index]).abs())
+        nearest[index] = float("inf")
+    return torch.tensor(chosen, dtype=torch.long)

@@ -1,0 +1,142 @@
+"""``pixelwise weak localise`` and ``pixelwise weak points``: segmentation from image-level tags (thesis Ch. 4).
+
+Three steps, each an ordinary pixelwise run: (1) train the tag localiser on images and their tags only (the tags
+are read off the label maps, whose pixels are never used); (2) sample diverse points from its score maps for every
+training image's tags and write them as sparse label maps (void elsewhere) with a list file; (3) train any
+segmentation model on those point labels with ``pixelwise train --data POINTS/train.txt --val-data ...`` (the loss
+is masked to the labelled points by the void value, §4.3.3). The localiser is validated by the precision of the
+points it would sample on the val images, the quantity step (3) depends on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from pixelwise.data import class_tags
+from pixelwise.engine.distributed import all_reduce_sum
+from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.weak.localisation import TagLocaliser, TagLocaliserConfig, tag_loss
+from pixelwise.methods.weak.sampling import background_points, diverse_points, normalised_features
+
+
+class TagLocalisationTask(SegmentationTask):
+    """Trains :class:`TagLocaliser` with the global-softmax tag loss; scored by val point precision."""
+
+    score_key = "point_precision"
+
+    def build_model(self) -> tuple[nn.Module, float]:
+        config, info = self.config, self.info
+        assert info is not None, "datasets() first: the number of classes comes from the data"
+        model = TagLocaliser(
+            TagLocaliserConfig(config.backbone, info.num_classes, config.in_channels, config.head_width)
+        )
+        if (
+            config.init_from
+        ):  # a pretrained backbone (the thesis starts from ImageNet features): backbone only
+            from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
+            from pixelwise.methods.segmentation import load_backbone_from_checkpoint
+
+            parent = load_checkpoint(config.init_from)
+            state = without_training_branch(parent.model_state)
+            load_backbone_from_checkpoint(model, state, parent.meta.get("model", {}), config.init_from)
+        return model, config.lr
+
+    def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        seg = targets["seg"]
+        tags = torch.stack([class_tags(s, self.info.num_classes) for s in seg]).to(images.device)
+        outputs = net(images)
+        return tag_loss(outputs["foreground"], outputs["background"], tags)
+
+    def validate(
+        self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
+    ) -> tuple[dict[str, Any], list[Any]]:
+        counts = torch.zeros(2, dtype=torch.long, device=device)  # (correct, labelled) sampled points
+        for images, targets in tqdm(loader, desc="point precision", leave=False, disable=not progress):
+            images, labels = images.to(device), targets["seg"].to(device)
+            size = [round(side * self.config.eval_scale) for side in images.shape[-2:]]
+            small = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+            for image, label in zip(small, labels):
+                points = sample_point_labels(model, image, class_tags(label, self.info.num_classes), 20, -1)
+                for cls, row, col in points.tolist():  # grid cells -> the label pixel at the cell's centre
+                    y = min(int((row + 0.5) * 4 / self.config.eval_scale), label.shape[0] - 1)
+                    x = min(int((col + 0.5) * 4 / self.config.eval_scale), label.shape[1] - 1)
+                    truth = int(label[y, x])
+                    if truth != self.info.ignore_index:
+                        counts += torch.tensor([int(truth == cls), 1], device=device)
+        correct, labelled = all_reduce_sum(counts).tolist()
+        return {"point_precision": correct / max(labelled, 1), "points": labelled}, []
+
+    def save_examples(self, examples: list[Any], folder: Path) -> None:
+        return None
+
+    def summary(self, scores: dict[str, Any]) -> str:
+        return f"val point precision {scores['point_precision']:.4f} ({scores['points']} points)"
+
+
+@torch.no_grad()
+def sample_point_labels(
+    model: TagLocaliser, image: torch.Tensor, tags: torch.Tensor, count: int, background_class: int
+) -> torch.Tensor:
+    """Point labels [P, 3] = (class, row, column) on the stride-4 zoom-out grid of one image [3, H, W]."""
+    model.eval()
+    features, scores = model.grid_outputs(image[None])
+    height, width = -(-image.shape[-2] // 4), -(-image.shape[-1] // 4)  # the grid cells inside the image
+    features = normalised_features(features[0, :, :height, :width])
+    scores = scores[0, :, :height, :width]
+    points, foreground = [], []
+    for cls in tags.nonzero().flatten().tolist():
+        if cls == background_class:
+            continue
+        chosen = diverse_points(scores[cls].flatten(), features, count)
+        foreground.append(chosen)
+        points += [(cls, int(i) // width, int(i) % width) for i in chosen]
+    if background_class >= 0:
+        taken = torch.cat(foreground) if foreground else torch.empty(0, dtype=torch.long)
+        chosen = background_points(features, taken, count)
+        points += [(background_class, int(i) // width, int(i) % width) for i in chosen]
+    return torch.tensor(points, dtype=torch.long).reshape(-1, 3)
+
+
+def write_point_labels(
+    model: TagLocaliser,
+    dataset: Dataset,
+    output: Path,
+    count: int,
+    background_class: int,
+    ignore_index: int = 255,
+) -> dict[str, Any]:
+    """Write OUTPUT/images/*.png, OUTPUT/labels/*.png (each point labels its 4x4 grid cell, void elsewhere),
+    OUTPUT/train.txt and OUTPUT/classes.txt; returns the precision of the points against the true labels."""
+    info = dataset.info
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    (output / "labels").mkdir(parents=True, exist_ok=True)
+    lines, correct, labelled = [], 0, 0
+    for index in tqdm(range(len(dataset)), desc="diverse points"):
+        image, target = dataset[index]
+        truth = target["seg"]
+        points = sample_point_labels(
+            model, image, class_tags(truth, info.num_classes), count, background_class
+        )
+        sparse = torch.full_like(truth, ignore_index)
+        for cls, row, col in points.tolist():
+            sparse[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4] = cls
+        known = (sparse != ignore_index) & (truth != ignore_index)
+        correct += int((sparse[known] == truth[known]).sum())
+        labelled += int(known.sum())
+        name = f"{index:05d}"
+        pixels = image.mul(255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(pixels).save(output / "images" / f"{name}.png")
+        Image.fromarray(sparse.numpy().astype(np.uint8)).save(output / "labels" / f"{name}.png")
+        lines.append(f"images/{name}.png labels/{name}.png")
+    (output / "train.txt").write_text("\n".join(lines) + "\n")
+    (output / "classes.txt").write_text("\n".join(info.class_names) + "\n")
+    return {"images": len(lines), "labelled_pixels": labelled, "pixel_precision": correct / max(labelled, 1)}
