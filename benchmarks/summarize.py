@@ -370,6 +370,38 @@ def zoomout_table() -> list[str]:
     return rows + _commands(runs)
 
 
+def weak_tags_table() -> list[str]:
+    """Per seed: the localiser's val point precision, the train points' precision and the model trained on them."""
+    runs = _load("weak_tags")
+    if not runs:
+        return []
+    reference = [
+        r["val"]["mean_iou"]
+        for r in _load("colorization_transfer")
+        if r["tag"].startswith("colorization_none_f1_")
+    ]
+    rows = [
+        "### Segmentation from image tags on CamVid val (`benchmarks/weak_tags.py`)",
+        "",
+        "Localiser on the frozen colorization backbone trained on image tags only; 20 diverse points per tagged "
+        "class on every train frame; grey FCN-8s fine-tuned from the colorization backbone on those points for the "
+        f"steps of the transfer study's full-label arm (reference: colorization -> FT with every label, "
+        f"{_mean_std(reference) if reference else '-'} mean IoU).",
+        "",
+        "| seed | val point precision | train points: labelled pixels | train point pixel precision | steps | "
+        "mean IoU | minutes, all stages |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: r["seed"]):
+        points = r["train_points"]
+        rows.append(
+            f"| {r['seed']} | {fmt(r['localiser_val']['point_precision'])} | {points['labelled_pixels']:,} | "
+            f"{fmt(points['pixel_precision'])} | {r['iterations']} | **{fmt(r['val']['mean_iou'])}** | "
+            f"{r['minutes_all_stages']} |"
+        )
+    return rows + _commands(runs)
+
+
 def peers_table() -> list[str]:
     runs = _load("peers")
     if not runs:
@@ -416,6 +448,7 @@ def main() -> None:
         mixmatch_table(),
         label_ae_tables(),
         zoomout_table(),
+        weak_tags_table(),
         peers_table(),
         loop_overhead_line(),
     ]
