@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "label-ae",
     "zoomout",
     "weak",
+    "depth",
 )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pixelwise.cli.options import add_dataclass_arguments, build_config
 from pixelwise.engine.config import (
     ColorizeConfig,
+    DepthConfig,
     EvalConfig,
     ExportConfig,
     PipelineConfig,
@@ -271,6 +272,28 @@ def run_zoomout(args: argparse.Namespace) -> int:
     return 0
 
 
+def register_depth(sub: argparse._SubParsersAction) -> None:
+    add_config_command(
+        sub,
+        "depth",
+        "train a monocular depth model",
+        "Depth from RGB (Mostajabi thesis §5.5): any --arch / --backbone with one output read as log depth, L1 "
+        "loss in metres on the pixels with known depth; validation prints RMSE, RMSE(log), AbsRel, SqRel and "
+        "delta < 1.25^k. Needs data with depth (the synthetic scenes).",
+        DepthConfig,
+        run_depth,
+    )
+
+
+def run_depth(args: argparse.Namespace) -> int:
+    from pixelwise.engine.trainer import train
+    from pixelwise.methods.depth import DepthTask
+
+    config = build_config(DepthConfig, args)
+    print(json.dumps(train(config, DepthTask(config)), indent=2))
+    return 0
+
+
 def register_weak(sub: argparse._SubParsersAction) -> None:
     from pixelwise.cli.weak import register_weak as register
 
@@ -291,4 +314,5 @@ REGISTER = [
     register_label_ae,
     register_zoomout,
     register_weak,
+    register_depth,
 ]

@@ -191,6 +191,7 @@ COMMAND_FOR_KIND = {
     "zoomout-superpixel": "`pixelwise predict` / `eval`",
     "colorization": "`pixelwise colorize`",
     "tag-localiser": "`pixelwise weak points`",
+    "depth": "`pixelwise depth` (its validation reports the depth errors)",
 }
 SEGMENTERS = ("segmentation", "zoomout-superpixel")  # kinds whose model(images) returns {"seg": logits}
 

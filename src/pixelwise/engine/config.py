@@ -273,6 +273,18 @@ class ZoomOutConfig(TrainConfig):
 
 
 @dataclass
+class DepthConfig(TrainConfig):
+    """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
+
+    output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
+    relative_to: str = option(
+        "ground-truth",
+        "divisor of AbsRel and SqRel: the ground truth (standard) or the prediction (the thesis' convention)",
+        choices=("ground-truth", "prediction"),
+    )
+
+
+@dataclass
 class WeakPointsConfig:
     """``pixelwise weak points``: diverse point labels from a tag localiser (Mostajabi thesis §4.3.2)."""
 
