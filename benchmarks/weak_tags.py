@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.config import TrainConfig, WeakLocaliseConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.weak import TagLocalisationTask, write_point_labels
 
@@ -41,7 +41,7 @@ def localise(seed: int) -> tuple[Trainer, dict]:
     output = RUNS / f"localise_seed{seed}"
     values = camvid_recipe(output, seed, arch="zoomout", head_width=256, in_channels=1, init_from=str(COLORIZATION),
                            freeze="backbone", epochs=9, eval_every=0, eval_scale=0.25, amp=True)  # fmt: skip
-    config = TrainConfig(**values)
+    config = WeakLocaliseConfig(**values)
     trainer = Trainer(config, TagLocalisationTask(config))
     return trainer, trainer.fit()
 

@@ -50,3 +50,15 @@ def test_depth_command_learns_more_than_a_constant(tmp_path: Path, capsys) -> No
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run), "--data", "synthetic:8:48x64"]) == 2
     assert "a depth checkpoint, not segmentation" in capsys.readouterr().err
+
+
+def test_a_wrapped_models_backbone_initialises_other_models() -> None:
+    """A depth (or tag-localiser) run holds its backbone under ``net.``: --init-from finds it there too."""
+    from pixelwise.methods.depth import DepthModel
+    from pixelwise.methods.segmentation import backbone_weights
+    from pixelwise.models import ModelConfig
+
+    depth = DepthModel(ModelConfig("fcn32s", "resnet18"))
+    found = backbone_weights(depth.state_dict())
+    assert found.keys() == depth.backbone.state_dict().keys()
+    assert backbone_weights({"a.taps.backbone.w": torch.zeros(1), "b.taps.backbone.w": torch.ones(1)}) == {}

@@ -25,7 +25,9 @@ def test_global_softmax_compares_the_two_maxima() -> None:
     foreground = torch.tensor([[[[0.0, 2.0], [-5.0, 1.0]]]])
     background = torch.tensor([[[[1.0, -3.0], [0.5, 0.0]]]])
     expected = torch.tensor(2.0).exp() / (torch.tensor(2.0).exp() + torch.tensor(1.0).exp())
-    torch.testing.assert_close(global_softmax_log_probs(foreground, background).exp(), expected.view(1, 1))
+    log_p, log_not_p = global_softmax_log_probs(foreground, background)
+    torch.testing.assert_close(log_p.exp(), expected.view(1, 1))
+    torch.testing.assert_close(log_not_p.exp(), 1 - expected.view(1, 1))
 
 
 def test_tag_loss_uses_tagged_positives_and_as_many_untagged_negatives() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.engine.config import TrainConfig, WeakPointsConfig
+from pixelwise.engine.config import WeakLocaliseConfig, WeakPointsConfig
 
 
 def register_weak(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register_weak(sub: argparse._SubParsersAction) -> None:
         "--init-from gives it a pretrained backbone (e.g. a colorization run, with --in-channels 1).",
     )
     localise.add_argument("--config", help="YAML file of options (flags override it)")
-    add_dataclass_arguments(localise, TrainConfig)
+    add_dataclass_arguments(localise, WeakLocaliseConfig)
     localise.set_defaults(run=run_localise)
     points = tools.add_parser(
         "points",
@@ -47,7 +47,7 @@ def run_localise(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
     from pixelwise.methods.weak import TagLocalisationTask
 
-    config = build_config(TrainConfig, args)
+    config = build_config(WeakLocaliseConfig, args)
     scores = train(config, TagLocalisationTask(config))
     print(json.dumps(scores, indent=2))
     return 0

@@ -277,11 +277,24 @@ class DepthConfig(TrainConfig):
     """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
 
     output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
+    scale: list[float] = option(
+        [1.0, 1.0],
+        "random scale jitter range before cropping; off by default: zooming an image changes its apparent "
+        "distance, which its metric depth targets do not follow",
+    )
     relative_to: str = option(
         "ground-truth",
         "divisor of AbsRel and SqRel: the ground truth (standard) or the prediction (the thesis' convention)",
         choices=("ground-truth", "prediction"),
     )
+
+
+@dataclass
+class WeakLocaliseConfig(TrainConfig):
+    """``pixelwise weak localise``: the tag localiser (Mostajabi thesis §4.3.1) on zoom-out features."""
+
+    output: str = option("runs/weak-localise", "run folder: config.yaml, log.jsonl, last/best checkpoints")
+    arch: str = option("zoomout", "the localiser reads zoom-out features (§4.3.1)", choices=("zoomout",))
 
 
 @dataclass

@@ -42,6 +42,14 @@ def sliding_window(
     return total / count
 
 
+def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
+    """Images resized by ``scale`` for inference (bilinear, antialiased when shrinking): every validation path
+    sees the same pixels as ``predict_probabilities``."""
+    if scale == 1:
+        return images
+    return F.interpolate(images, scale_factor=scale, mode="bilinear", antialias=True)
+
+
 @torch.no_grad()
 def predict_probabilities(
     model: nn.Module,
@@ -55,11 +63,7 @@ def predict_probabilities(
     size = tuple(output_size or images.shape[-2:])
     total = None
     for scale in scales:
-        scaled = (
-            images
-            if scale == 1
-            else F.interpolate(images, scale_factor=scale, mode="bilinear", antialias=True)
-        )
+        scaled = rescale(images, scale)
         views = [scaled, scaled.flip(-1)] if flip else [scaled]
         for index, view in enumerate(views):
             probs = sliding_window(model, view, window) if window else _probabilities(model, view)

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.engine.config import DepthConfig
-from pixelwise.methods.segmentation import SegmentationTask, init_from_checkpoint
+from pixelwise.engine.inference import rescale
+from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
 from pixelwise.metrics import DepthErrors
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
@@ -79,12 +80,13 @@ class DepthTask(SegmentationTask):
 
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
+        reject_unused_options(config, regularizer="none", class_weights="none", loss_sampling=1.0)
         model = DepthModel(ModelConfig(config.arch, config.backbone, 1, config.in_channels, config.output_stride,
                                        config.head_width))  # fmt: skip
         if config.weights:
             load_backbone_weights(model.backbone, config.weights)
         if config.init_from:
-            init_from_checkpoint(model.net, config.init_from)
+            load_backbone_from_run(model, config.init_from)  # the backbone only: the head predicts depth here
         with torch.no_grad():
             model.log_depth.fill_(self.mean_log_depth())
         return model, config.lr
@@ -107,11 +109,10 @@ class DepthTask(SegmentationTask):
         self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
     ) -> tuple[dict[str, Any], list[Any]]:
         model.eval()
-        errors = DepthErrors(self.config.relative_to)
+        errors = DepthErrors(self.config.relative_to, device=device)
         for images, targets in tqdm(loader, desc="eval depth", leave=False, disable=not progress):
             truth = targets["depth"].as_subclass(torch.Tensor).to(device)
-            size = [round(side * self.config.eval_scale) for side in images.shape[-2:]]
-            small = F.interpolate(images.to(device), size=size, mode="bilinear", align_corners=False)
+            small = rescale(images.to(device), self.config.eval_scale)
             depth = F.interpolate(
                 model(small)["depth"], size=truth.shape[-2:], mode="bilinear", align_corners=False
             )

@@ -114,6 +114,25 @@ def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     return parent_model.get("arch") != model.config.arch
 
 
+def load_backbone_from_run(model: nn.Module, path: str) -> None:
+    """Give ``model`` (anything with a ``backbone`` and a ``config``) the backbone of any pixelwise run: a
+    segmentation, colorization, M&M, depth or tag-localiser checkpoint; its other weights are not used."""
+    parent = load_checkpoint(path)
+    state = without_training_branch(parent.model_state)
+    load_backbone_from_checkpoint(model, state, parent.meta.get("model", {}), path)
+
+
+def backbone_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The backbone's weights in ``state``, whether the model holds its taps at the top (``taps.backbone.*``) or
+    wraps a model that does (depth: ``net.taps.backbone.*``); {} when there is none or more than one backbone."""
+    owners = {k.split(BACKBONE_PREFIX, 1)[0] for k in state if BACKBONE_PREFIX in k}
+    owner = "" if "" in owners else (owners.pop() if len(owners) == 1 else None)
+    if owner is None:
+        return {}
+    prefix = owner + BACKBONE_PREFIX
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def load_backbone_from_checkpoint(model: nn.Module, state: dict, parent_model: dict, path: str) -> bool:
     """Load the ``taps.backbone.*`` weights of a checkpoint's ``state`` into ``model.backbone``; returns False.
 
@@ -127,11 +146,23 @@ def load_backbone_from_checkpoint(model: nn.Module, state: dict, parent_model: d
                 " (colorization models see grey input: pass --in-channels 1)" if key == "in_channels" else ""
             )
             raise InitError(f"{path}: {key} is {theirs!r} there but {mine!r} here{hint}")
-    backbone = {k[len(BACKBONE_PREFIX) :]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
+    backbone = backbone_weights(state)
     if not backbone:
         raise InitError(f"{path}: no backbone weights ({BACKBONE_PREFIX}*) in this checkpoint")
     model.backbone.load_state_dict(backbone)
     return False
+
+
+def reject_unused_options(config: Any, **expected: Any) -> None:
+    """A command that shares `train`'s flags but ignores some: refuse values it would silently ignore."""
+    ignored = [
+        f"--{k.replace('_', '-')} {getattr(config, k)!r}"
+        for k, v in expected.items()
+        if getattr(config, k) != v
+    ]
+    if ignored:
+        allowed = ", ".join(f"--{k.replace('_', '-')} {v!r}" for k, v in expected.items())
+        raise ValueError(f"this command does not use {', '.join(ignored)} (it always runs with {allowed})")
 
 
 class SegmentationTask:

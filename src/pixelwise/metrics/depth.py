@@ -18,11 +18,14 @@ _SUMS = ("count", "squared", "squared_log", "abs_rel", "sq_rel", "delta1", "delt
 class DepthErrors:
     """Accumulates error sums over batches (and processes); :meth:`scores` gives the means."""
 
-    def __init__(self, relative_to: str = "ground-truth", min_depth: float = 1e-3) -> None:
+    def __init__(
+        self, relative_to: str = "ground-truth", min_depth: float = 1e-3, device: torch.device | str = "cpu"
+    ) -> None:
         if relative_to not in ("ground-truth", "prediction"):
             raise ValueError(f"relative_to must be 'ground-truth' or 'prediction', got {relative_to!r}")
         self.relative_to, self.min_depth = relative_to, min_depth
-        self.sums = torch.zeros(len(_SUMS), dtype=torch.float64)
+        # On the device the processes all-reduce on (nccl needs CUDA tensors).
+        self.sums = torch.zeros(len(_SUMS), dtype=torch.float64, device=device)
 
     def update(self, prediction: torch.Tensor, truth: torch.Tensor) -> None:
         """``prediction`` and ``truth`` in metres, same shape; truth 0 = unknown (never scored)."""
@@ -40,7 +43,7 @@ class DepthErrors:
             (diff**2 / divisor).sum(),
             *((ratio < 1.25**k).sum() for k in (1, 2, 3)),
         ]
-        self.sums += torch.tensor([float(v) for v in values], dtype=torch.float64)
+        self.sums += torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.sums.device)
 
     def scores(self) -> dict[str, float]:
         """The means over every pixel seen (summed across processes first)."""

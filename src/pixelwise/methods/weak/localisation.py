@@ -70,11 +70,15 @@ class TagLocaliser(nn.Module):
         return {"foreground": foreground, "background": background}
 
 
-def global_softmax_log_probs(foreground: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
-    """log p(c) of Eq. 4.3.2 for every image and class, [N, C] (log of the two-way softmax of the maxima)."""
+def global_softmax_log_probs(
+    foreground: torch.Tensor, background: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(c), log (1 - p(c))) of Eq. 4.3.2 for every image and class, [N, C] each: the two-way log-softmax of
+    the maxima, both computed directly so neither saturates when p is near 0 or 1."""
     top = foreground.flatten(2).amax(dim=2)
     top_background = background.flatten(2).amax(dim=2)
-    return top - torch.logaddexp(top, top_background)
+    normaliser = torch.logaddexp(top, top_background)
+    return top - normaliser, top_background - normaliser
 
 
 def tag_loss(
@@ -84,8 +88,7 @@ def tag_loss(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Image-level log-loss: every tagged class a positive, as many random untagged classes negatives (§4.4.1)."""
-    log_p = global_softmax_log_probs(foreground.float(), background.float())
-    log_not_p = torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
+    log_p, log_not_p = global_softmax_log_probs(foreground.float(), background.float())
     positives = tags > 0
     # Rank the untagged classes of each image in a random order; the first (number of positives) are negatives.
     noise = torch.rand(tags.shape, generator=generator, device="cpu").to(tags.device)

@@ -4,7 +4,9 @@ For each tagged class c, the first point is the arg max of S(c, .) (Eq. 4.3.3); 
 times one minus its largest |cosine| to the points already chosen for c (Eq. 4.3.4), so the k points are confident
 *and* different in feature space, which is what the pixel classifier trained on them sees. Background points
 (Eq. 4.3.5, datasets with a background class) minimise their largest similarity to every foreground point and to the
-background points so far. Features are z-scored over the image's locations, then L2-normalised. k = 20 (Table 4.3:
+background points so far. Features are z-scored, then L2-normalised; deviation: the thesis z-scores each dimension
+over the whole training set, here over the image's own locations (no extra pass over the data), which gives
+channels that fire at few locations more weight in the similarity. k = 20 (Table 4.3:
 1: 35.1, 5: 37.2, 10: 39.3, 20: 40.6, 50: 40.4). The thesis multiplies the raw score into Eq. 4.3.4; scores are
 shifted to be non-negative first, or the penalty would favour similar points for negative scores (a gap the text
 leaves open).

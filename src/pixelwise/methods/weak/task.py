@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -23,9 +22,11 @@ from tqdm import tqdm
 
 from pixelwise.data import class_tags
 from pixelwise.engine.distributed import all_reduce_sum
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.engine.inference import rescale
+from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
 from pixelwise.methods.weak.localisation import TagLocaliser, TagLocaliserConfig, tag_loss
 from pixelwise.methods.weak.sampling import background_points, diverse_points, normalised_features
+from pixelwise.models.weights import load_backbone_weights
 
 
 class TagLocalisationTask(SegmentationTask):
@@ -36,18 +37,16 @@ class TagLocalisationTask(SegmentationTask):
     def build_model(self) -> tuple[nn.Module, float]:
         config, info = self.config, self.info
         assert info is not None, "datasets() first: the number of classes comes from the data"
+        reject_unused_options(
+            config, arch="zoomout", regularizer="none", class_weights="none", loss_sampling=1.0
+        )
         model = TagLocaliser(
             TagLocaliserConfig(config.backbone, info.num_classes, config.in_channels, config.head_width)
         )
-        if (
-            config.init_from
-        ):  # a pretrained backbone (the thesis starts from ImageNet features): backbone only
-            from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
-            from pixelwise.methods.segmentation import load_backbone_from_checkpoint
-
-            parent = load_checkpoint(config.init_from)
-            state = without_training_branch(parent.model_state)
-            load_backbone_from_checkpoint(model, state, parent.meta.get("model", {}), config.init_from)
+        if config.weights:
+            load_backbone_weights(model.backbone, config.weights)
+        if config.init_from:  # a pretrained backbone (the thesis starts from ImageNet features)
+            load_backbone_from_run(model, config.init_from)
         return model, config.lr
 
     def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -62,9 +61,7 @@ class TagLocalisationTask(SegmentationTask):
         counts = torch.zeros(2, dtype=torch.long, device=device)  # (correct, labelled) sampled points
         for images, targets in tqdm(loader, desc="point precision", leave=False, disable=not progress):
             images, labels = images.to(device), targets["seg"].to(device)
-            size = [round(side * self.config.eval_scale) for side in images.shape[-2:]]
-            small = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
-            for image, label in zip(small, labels):
+            for image, label in zip(rescale(images, self.config.eval_scale), labels):
                 points = sample_point_labels(model, image, class_tags(label, self.info.num_classes), 20, -1)
                 for cls, row, col in points.tolist():  # grid cells -> the label pixel at the cell's centre
                     y = min(int((row + 0.5) * 4 / self.config.eval_scale), label.shape[0] - 1)
@@ -88,7 +85,7 @@ def sample_point_labels(
 ) -> torch.Tensor:
     """Point labels [P, 3] = (class, row, column) on the stride-4 zoom-out grid of one image [3, H, W]."""
     model.eval()
-    features, scores = model.grid_outputs(image[None])
+    features, scores = model.grid_outputs(image[None].to(next(model.parameters()).device))
     height, width = -(-image.shape[-2] // 4), -(-image.shape[-1] // 4)  # the grid cells inside the image
     features = normalised_features(features[0, :, :height, :width])
     scores = scores[0, :, :height, :width]

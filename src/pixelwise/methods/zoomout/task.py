@@ -10,6 +10,7 @@ the oracle: each superpixel painted with its majority label (Table 3.3).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -19,14 +20,15 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
 from pixelwise.engine.config import ZoomOutConfig
-from pixelwise.engine.distributed import all_reduce_sum
+from pixelwise.engine.distributed import all_reduce_sum, resolve_device
+from pixelwise.engine.inference import rescale
 from pixelwise.engine.optim import class_weights
 from pixelwise.methods.segmentation import (
     SegmentationTask,
     labelled_subset,
-    load_backbone_from_checkpoint,
+    load_backbone_from_run,
+    reject_unused_options,
     segmentation_loss,
 )
 from pixelwise.methods.zoomout.model import SuperpixelZoomOut, SuperpixelZoomOutConfig
@@ -56,10 +58,12 @@ def extract_descriptors(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(descriptors [S, D] float16, majority labels [S]) of every labelled superpixel of ``images``."""
     model.eval()
+    device = next(model.parameters()).device
     descriptors, labels = [], []
     for index in tqdm(range(len(images)), desc="zoom-out features", disable=not progress):
         image, target = images[index]
-        features, segments = model.descriptors(image[None])
+        features, segments = model.descriptors(image[None].to(device))
+        features, segments = features.cpu(), segments.cpu()
         majority = majority_labels(segments[0], target["seg"], model.config.num_classes, ignore_index)
         keep = majority != ignore_index
         descriptors.append(features[keep].half())
@@ -78,6 +82,7 @@ class ZoomOutTask(SegmentationTask):
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
+        reject_unused_options(config, regularizer="none", class_weights="none", loss_sampling=1.0)
         if config.freeze != "backbone" or config.recalibrate_bn:
             raise ValueError(
                 "zoomout trains on descriptors computed once from a fixed backbone: keep --freeze backbone, and "
@@ -112,9 +117,9 @@ class ZoomOutTask(SegmentationTask):
         if (
             config.init_from
         ):  # any run's backbone (segmentation, colorization, M&M, ...): the classifier is new
-            parent = load_checkpoint(config.init_from)
-            state = without_training_branch(parent.model_state)
-            load_backbone_from_checkpoint(model, state, parent.meta.get("model", {}), config.init_from)
+            load_backbone_from_run(model, config.init_from)
+        # On the run's device (rank's GPU under torchrun): extraction is the expensive part of this method.
+        model.to(resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0"))))
         descriptors, labels = extract_descriptors(model, self.train_images, info.ignore_index)
         self.train_descriptors.descriptors, self.train_descriptors.labels = descriptors, labels
         counts = torch.bincount(labels, minlength=info.num_classes)
@@ -149,11 +154,7 @@ def oracle_scores(
     cm = torch.zeros(classes, classes, dtype=torch.long, device=device)
     for images, targets in loader:
         labels = targets["seg"].to(device)
-        size = [round(side * scale) for side in images.shape[-2:]]
-        small = (
-            F.interpolate(images, size=size, mode="bilinear", align_corners=False) if scale != 1 else images
-        )
-        segments = model.superpixels_of(small).to(device)
+        segments = model.superpixels_of(rescale(images, scale)).to(device)  # the superpixels the model sees
         segments = F.interpolate(segments[:, None].float(), size=labels.shape[-2:], mode="nearest")[
             :, 0
         ].long()
