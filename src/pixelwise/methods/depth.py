@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,10 +34,8 @@ from pixelwise.models.weights import load_backbone_weights
 class DepthModelConfig(ModelConfig):
     """The segmentation model's config, stored as its own kind (eval / predict must not take it for a segmenter)."""
 
+    KIND: ClassVar[str] = "depth"
     num_classes: int = 1
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "kind": "depth"}
 
 
 class DepthModel(nn.Module):

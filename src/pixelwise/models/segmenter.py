@@ -5,8 +5,8 @@ Input normalisation and padding live in :class:`~pixelwise.models.inputs.InputNo
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from pixelwise.models.backbones import create_backbone
 from pixelwise.models.heads.fcn import FCNHead
 from pixelwise.models.heads.zoomout import ZoomOutHead
 from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
 
 # Which backbone stages each architecture reads. FCN variants fuse stride 32 only, + 16, + 8 (Long §3.3.3);
@@ -32,8 +33,10 @@ ARCHITECTURES = tuple(TAPS)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(StoredConfig):
     """Everything needed to rebuild a model; stored in every checkpoint (so ``predict`` needs no config file)."""
+
+    KIND: ClassVar[str] = "segmentation"
 
     arch: str = "fcn8s"
     backbone: str = "resnet18"
@@ -41,14 +44,6 @@ class ModelConfig:
     in_channels: int = 3
     output_stride: int = 32
     head_width: int = 1000  # zoom-out only: hidden units of its 1x1-conv classifier (§3.5)
-
-    def to_dict(self) -> dict:
-        return {"kind": "segmentation", **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class SegmentationModel(nn.Module):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from pixelwise.methods.colorization.losses import HUE_CHROMA_BINS
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.heads.hypercolumn import HypercolumnHead
 from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
 
 TARGETS = ("hue-chroma", "lab", "l2")
@@ -38,8 +40,10 @@ def target_outputs(target: str, bins: int = HUE_CHROMA_BINS) -> dict[str, int]:
 
 
 @dataclass(frozen=True)
-class ColorizerConfig:
+class ColorizerConfig(StoredConfig):
     """Everything needed to rebuild a colorization model; stored in its checkpoints."""
+
+    KIND: ClassVar[str] = "colorization"
 
     backbone: str = "resnet18"
     output_stride: int = 32
@@ -49,14 +53,10 @@ class ColorizerConfig:
     bins: int = HUE_CHROMA_BINS
     in_channels: int = 1  # always grey; recorded so fine-tuning can check it
 
-    def to_dict(self) -> dict:
-        return {"kind": "colorization", **dataclasses.asdict(self), "taps": list(self.taps)}
-
     @classmethod
     def from_dict(cls, values: dict) -> ColorizerConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        return cls(**{**values, "taps": tuple(values.get("taps", ()))})
+        """JSON gives ``taps`` back as a list: the frozen config keeps a tuple."""
+        return dataclasses.replace(super().from_dict(values), taps=tuple(values.get("taps", ())))
 
 
 class ColorizationModel(nn.Module):

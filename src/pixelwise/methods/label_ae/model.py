@@ -20,16 +20,16 @@ so the encoder-regression variant reads its conv1 + conv3 activations through ``
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.models.backbones import Backbone
+from pixelwise.models.stored import StoredConfig
 
 WIDTHS = (32, 128, 256)  # the paper's three autoencoders, named by their bottleneck width
 
@@ -48,8 +48,10 @@ def layer_widths(bottleneck: int, depth: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class LabelAEConfig:
+class LabelAEConfig(StoredConfig):
     """Everything needed to rebuild a label autoencoder; stored in its checkpoints (kind ``label-ae``)."""
+
+    KIND: ClassVar[str] = "label-ae"
 
     num_classes: int = 11
     width: int = 32  # bottleneck width: 32, 128 or 256 (§3.1)
@@ -74,14 +76,6 @@ class LabelAEConfig:
     @property
     def code_channels(self) -> int:
         return self.widths[-1]
-
-    def to_dict(self) -> dict:
-        return {"kind": "label-ae", **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> LabelAEConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 def one_hot_labels(labels: torch.Tensor, num_classes: int, ignore_index: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -19,6 +20,7 @@ from torch import nn
 from pixelwise.methods.mixmatch.loss import perceptual_features
 from pixelwise.models.backbones import Backbone, create_backbone
 from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
 
 
@@ -28,21 +30,15 @@ def default_feature_layer(backbone: Backbone) -> str:
 
 
 @dataclass(frozen=True)
-class MixMatchConfig:
+class MixMatchConfig(StoredConfig):
     """Everything needed to rebuild the tuned network; stored in its checkpoints (kind 'mixmatch')."""
+
+    KIND: ClassVar[str] = "mixmatch"
 
     backbone: str = "resnet18"
     in_channels: int = 3
     output_stride: int = 32
     feature_layer: str = ""  # empty: default_feature_layer
-
-    def to_dict(self) -> dict:
-        return {"kind": "mixmatch", **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> MixMatchConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class MixMatchModel(nn.Module):

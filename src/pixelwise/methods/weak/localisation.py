@@ -18,29 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from pixelwise.models.segmenter import ModelConfig, SegmentationModel
+from pixelwise.models.stored import StoredConfig
 
 
 @dataclass(frozen=True)
-class TagLocaliserConfig:
+class TagLocaliserConfig(StoredConfig):
     """Everything needed to rebuild the localiser; stored in its checkpoints."""
+
+    KIND: ClassVar[str] = "tag-localiser"
 
     backbone: str = "resnet18"
     num_classes: int = 11
     in_channels: int = 3
     head_width: int = 1000
-
-    def to_dict(self) -> dict:
-        return {"kind": "tag-localiser", **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TagLocaliserConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class TagLocaliser(nn.Module):

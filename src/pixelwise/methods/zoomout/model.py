@@ -19,8 +19,8 @@ superpixel's scores), so evaluation and prediction treat it like any segmentatio
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -29,12 +29,15 @@ from pixelwise.methods.zoomout.pooling import pool_boxes, pool_superpixels, supe
 from pixelwise.methods.zoomout.superpixels import region_boxes, slic_superpixels
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
 
 
 @dataclass(frozen=True)
-class SuperpixelZoomOutConfig:
+class SuperpixelZoomOutConfig(StoredConfig):
     """Everything needed to rebuild the model; stored in its checkpoints."""
+
+    KIND: ClassVar[str] = "zoomout-superpixel"
 
     backbone: str = "resnet18"
     num_classes: int = 11
@@ -45,14 +48,6 @@ class SuperpixelZoomOutConfig:
     mirror_max: bool = True
     hidden: int = 1024
     dropout: float = 0.5
-
-    def to_dict(self) -> dict:
-        return {"kind": "zoomout-superpixel", **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> SuperpixelZoomOutConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 class SuperpixelZoomOut(nn.Module):
