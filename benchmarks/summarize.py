@@ -138,11 +138,9 @@ def colorization_transfer_table() -> list[str]:
         baseline = groups.get((freeze, fraction, "random"), {})
         paired = [by_seed[s] - baseline[s] for s in by_seed if s in baseline]
         gap = "-" if init == "random" or not paired else _mean_std(paired)
-        trained = (
-            "frozen"
-            if freeze == "backbone"
-            else ("fine-tuned" if freeze == "none" else f"frozen to {freeze}")
-        )
+        stage, _, recalibrated = freeze.partition("+")
+        trained = "fine-tuned" if stage == "none" else ("frozen" if stage == "backbone" else f"frozen to {stage}")
+        trained += " + BatchNorm re-estimated" if recalibrated else ""
         rows.append(
             f"| {trained} | {100 * fraction:g}% | {init} | {steps[key]} | {len(by_seed)} | "
             f"{_mean_std(list(by_seed.values()))} | {gap} |"
