@@ -1,4 +1,5 @@
-"""``pixelwise`` console script: subcommands train, pretrain, eval, predict, colorize, datasets, models."""
+"""``pixelwise`` console script: one subcommand per job (train, pretrain, tune, eval, predict, colorize, pipeline,
+export, datasets, models, label-ae, zoomout, weak, depth); ``pixelwise --help`` lists them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pixelwise.cli import commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelwise",
-        description="Pixel-wise prediction with scarce labels: FCN training, colorization pretraining, evaluation, prediction.",
+        description="Pixel-wise prediction with scarce labels: FCN and zoom-out training, colorization pretraining, "
+        "Mix-and-Match tuning, label-structure regularisation, weak supervision from tags, depth, evaluation, "
+        "prediction, export.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
