@@ -139,7 +139,9 @@ def colorization_transfer_table() -> list[str]:
         paired = [by_seed[s] - baseline[s] for s in by_seed if s in baseline]
         gap = "-" if init == "random" or not paired else _mean_std(paired)
         stage, _, recalibrated = freeze.partition("+")
-        trained = "fine-tuned" if stage == "none" else ("frozen" if stage == "backbone" else f"frozen to {stage}")
+        trained = (
+            "fine-tuned" if stage == "none" else ("frozen" if stage == "backbone" else f"frozen to {stage}")
+        )
         trained += " + BatchNorm re-estimated" if recalibrated else ""
         rows.append(
             f"| {trained} | {100 * fraction:g}% | {init} | {steps[key]} | {len(by_seed)} | "
