@@ -55,21 +55,14 @@ def run_localise(args: argparse.Namespace) -> int:
 
 def run_points(args: argparse.Namespace) -> int:
     from pixelwise.data import build_dataset, eval_transforms
-    from pixelwise.engine.checkpoint import load_checkpoint, resolve_checkpoint
+    from pixelwise.engine.checkpoint import build_model_from_checkpoint
     from pixelwise.engine.distributed import resolve_device
-    from pixelwise.methods.weak import TagLocaliser, TagLocaliserConfig, write_point_labels
+    from pixelwise.methods.weak import write_point_labels
 
     config = build_config(WeakPointsConfig, args)
     if not config.checkpoint or not config.data:
         raise ValueError("weak points needs --checkpoint and --data")
-    checkpoint = load_checkpoint(resolve_checkpoint(config.checkpoint))
-    described = checkpoint.meta.get("model", {})
-    if described.get("kind") != "tag-localiser":
-        raise ValueError(
-            f"{config.checkpoint}: not a tag localiser (train one with `pixelwise weak localise`)"
-        )
-    model = TagLocaliser(TagLocaliserConfig.from_dict(described))
-    model.load_state_dict(checkpoint.model_state)
+    model, _ = build_model_from_checkpoint(config.checkpoint, expect="tag-localiser")
     model.to(resolve_device(config.device))
     size = tuple(config.base_size) if config.base_size else None
     dataset = build_dataset(config.data, config.split, size=size, transform=eval_transforms())

@@ -192,6 +192,8 @@ COMMAND_FOR_KIND = {
     "colorization": "`pixelwise colorize`",
     "tag-localiser": "`pixelwise weak points`",
     "depth": "`pixelwise depth` (its validation reports the depth errors)",
+    "mixmatch": "`pixelwise train --init-from` (it holds pretrained weights, not a predictor)",
+    "label-ae": "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",
 }
 SEGMENTERS = ("segmentation", "zoomout-superpixel")  # kinds whose model(images) returns {"seg": logits}
 
@@ -199,7 +201,8 @@ SEGMENTERS = ("segmentation", "zoomout-superpixel")  # kinds whose model(images)
 def build_model_from_checkpoint(
     path: str | Path, expect: str | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint describes (segmentation or colorization), weights loaded, in eval mode.
+    """Rebuild the model a checkpoint describes (segmentation, superpixel zoom-out, colorization, tag localiser),
+    weights loaded, in eval mode.
 
     ``expect`` names the kind the caller needs: any other kind is a one-line error that names its command.
     """
@@ -225,11 +228,12 @@ def build_model_from_checkpoint(
             from pixelwise.methods.zoomout import SuperpixelZoomOut, SuperpixelZoomOutConfig
 
             model = SuperpixelZoomOut(SuperpixelZoomOutConfig.from_dict(described))
-        elif kind in ("mixmatch", "label-ae"):
-            raise ValueError(
-                f"{path}: a {kind} checkpoint holds pretrained weights, not a predictor; "
-                f"use it with `pixelwise train --init-from` (label-ae: `--label-ae`)"
-            )
+        elif kind == "tag-localiser":
+            from pixelwise.methods.weak import TagLocaliser, TagLocaliserConfig
+
+            model = TagLocaliser(TagLocaliserConfig.from_dict(described))
+        elif kind in COMMAND_FOR_KIND:  # a known kind that these commands do not run
+            raise ValueError(f"{path}: a {kind} checkpoint; use it with {COMMAND_FOR_KIND[kind]}")
         else:
             raise ValueError(f"{path}: unknown model kind {kind!r} (written by a newer pixelwise?)")
         model.load_state_dict(inference_weights(checkpoint.model_state, model))

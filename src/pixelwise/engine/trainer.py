@@ -460,9 +460,8 @@ class Trainer:
         total = optim.total_iterations(config.epochs, iters_per_epoch)
         if config.schedule == "poly-time":
             optim.require_time_limit(config)
-        if (
-            config.recalibrate_bn and self.state.iteration == 0
-        ):  # a resumed run has its recalibrated statistics
+        # Only at the start: a resumed run's checkpoint holds its recalibrated statistics.
+        if config.recalibrate_bn and self.state.iteration == 0:
             from pixelwise.engine.batchnorm import recalibrate_batchnorm
 
             recalibrate_batchnorm(self.net, self.frozen, self.train_loader, self.device, self.dist.is_main)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.engine.config import DepthConfig
+from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.engine.inference import rescale
 from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
 from pixelwise.metrics import DepthErrors
@@ -100,7 +101,10 @@ class DepthTask(SegmentationTask):
         depth = net(images)["depth"]
         truth = targets["depth"].as_subclass(torch.Tensor).float()
         known = truth > 0
-        return F.l1_loss(depth[known], truth[known]) if known.any() else depth.sum() * 0
+        # Divided by the processes' mean count of known pixels, as segmentation_loss does: under torchrun DDP's
+        # gradient average then equals one process's mean over the union batch (0, not NaN, without any).
+        total = (depth - truth).abs()[known].sum()
+        return total / mean_over_processes(known.sum().float()).clamp(min=1)
 
     @torch.no_grad()
     def validate(
@@ -114,7 +118,7 @@ class DepthTask(SegmentationTask):
             depth = F.interpolate(
                 model(small)["depth"], size=truth.shape[-2:], mode="bilinear", align_corners=False
             )
-            errors.update(depth.cpu(), truth.cpu())
+            errors.update(depth, truth)
         return errors.scores(), []
 
     def save_examples(self, examples: list[Any], folder: Path) -> None:

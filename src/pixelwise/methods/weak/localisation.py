@@ -16,7 +16,6 @@ one 1x1 -> 1024 -> 2 network per class there).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -45,8 +44,11 @@ class TagLocaliser(nn.Module):
     def __init__(self, config: TagLocaliserConfig) -> None:
         super().__init__()
         self.config = config
-        inner = ModelConfig("zoomout", config.backbone, 2 * config.num_classes, config.in_channels)
-        self.net = SegmentationModel(dataclasses.replace(inner, head_width=config.head_width))
+        self.net = SegmentationModel(
+            ModelConfig(
+                "zoomout", config.backbone, 2 * config.num_classes, config.in_channels, 32, config.head_width
+            )
+        )
 
     @property
     def backbone(self) -> nn.Module:

@@ -111,9 +111,8 @@ class SuperpixelZoomOut(nn.Module):
         for index in range(count):
             segments = superpixels[index]
             descriptor = self.describe(taps, index, segments)
-            if (
-                self.config.mirror_max
-            ):  # §3.4.1.4: the mirrored image with mirrored superpixels, elementwise max
+            # §3.4.1.4 mirror-max: the mirrored image with mirrored superpixels, elementwise max.
+            if self.config.mirror_max:
                 descriptor = torch.maximum(descriptor, self.describe(taps, count + index, segments.flip(-1)))
             descriptors.append(descriptor)
         return torch.cat(descriptors), superpixels
@@ -121,9 +120,8 @@ class SuperpixelZoomOut(nn.Module):
     def forward(
         self, images: torch.Tensor, superpixels: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        if (
-            images.dim() == 2
-        ):  # a batch of precomputed descriptors (training on fixed features): classify them
+        # A batch of precomputed descriptors [B, D] (training on fixed features): classify them.
+        if images.dim() == 2:
             return {"superpixel_logits": self.classifier(images)}
         descriptors, superpixels = self.descriptors(images, superpixels)
         logits = self.classifier(descriptors)

@@ -79,6 +79,7 @@ class ZoomOutTask(SegmentationTask):
         self.config: ZoomOutConfig = config
         self.train_descriptors = DescriptorDataset()
         self.train_images: Dataset | None = None
+        self.oracle_mean_iou: float | None = None  # depends on the superpixels only: computed once
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
@@ -114,9 +115,8 @@ class ZoomOutTask(SegmentationTask):
         )
         if config.weights:
             load_backbone_weights(model.backbone, config.weights)
-        if (
-            config.init_from
-        ):  # any run's backbone (segmentation, colorization, M&M, ...): the classifier is new
+        # Any run's backbone (segmentation, colorization, M&M, ...): the classifier is new.
+        if config.init_from:
             load_backbone_from_run(model, config.init_from)
         # On the run's device (rank's GPU under torchrun): extraction is the expensive part of this method.
         model.to(resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0"))))
@@ -135,9 +135,10 @@ class ZoomOutTask(SegmentationTask):
         self, model: nn.Module, loader: DataLoader, device: torch.device, progress: bool
     ) -> tuple[dict[str, Any], list[Any]]:
         scores, examples = super().validate(model, loader, device, progress)
-        oracle = oracle_scores(model, loader, device, self.info.ignore_index, self.config.eval_scale)
-        scores["oracle_mean_iou"] = oracle["mean_iou"]
-        return scores, examples
+        if self.oracle_mean_iou is None:
+            oracle = oracle_scores(model, loader, device, self.info.ignore_index, self.config.eval_scale)
+            self.oracle_mean_iou = oracle["mean_iou"]
+        return {**scores, "oracle_mean_iou": self.oracle_mean_iou}, examples
 
     def summary(self, scores: dict[str, Any]) -> str:
         return f"{super().summary(scores)}, superpixel oracle mIoU {scores['oracle_mean_iou']:.4f}"
