@@ -10,13 +10,16 @@ from pixelwise.models.heads.hypercolumn import (
     random_points,
     sample_hypercolumns,
 )
+from pixelwise.models.receptive_field import Grid
 
 
-def _taps(requires_grad: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+def _taps(requires_grad: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Grid]]:
     torch.manual_seed(0)
-    strides = {"s1": 1, "s2": 2, "s4": 4, "s8": 8}
-    taps = {n: torch.randn(2, 3 + i, 32 // s, 48 // s, dtype=torch.float64, requires_grad=requires_grad)
-            for i, (n, s) in enumerate(strides.items())}  # fmt: skip
+    # ResNet-style grids (cell i at s*i) and a VGG-style block grid (centre s*i + (s-1)/2)
+    strides = {"s1": Grid(1), "s2": Grid(2), "s4": Grid(4), "s8": Grid.block(8)}
+    taps = {n: torch.randn(2, 3 + i, 32 // g.stride, 48 // g.stride, dtype=torch.float64,
+                           requires_grad=requires_grad)
+            for i, (n, g) in enumerate(strides.items())}  # fmt: skip
     return taps, strides
 
 

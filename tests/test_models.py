@@ -11,24 +11,33 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from pixelwise.models import SegmentationModel, create_backbone, create_model
-from pixelwise.models.heads.fcn import bilinear_upsampler, upsample_replicate
+from pixelwise.models.heads.fcn import BilinearUpsample
+from pixelwise.models.receptive_field import Grid
+from pixelwise.models.resample import resample
 from pixelwise.models.weights import WeightsError, load_backbone_weights
 
 
 @pytest.mark.parametrize("factor", [2, 4])
-def test_bilinear_deconvolution_equals_bilinear_interpolation(factor: int) -> None:
+def test_bilinear_deconvolution_on_block_grids_equals_bilinear_interpolation(factor: int) -> None:
+    """2x2-pooled (VGG) grids: Long's even kernel, the same as interpolate(align_corners=False), borders too."""
     torch.manual_seed(0)
     x = torch.randn(1, 3, 9, 11)
-    layer = bilinear_upsampler(3, factor)
+    layer = BilinearUpsample(3, Grid.block(factor), Grid.block(1))
+    assert layer.kernel_size == (2 * factor, 2 * factor)
     reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
-    plain = layer(x)  # the bare transposed conv: equal in the interior, zero-padded at the border
-    border = factor
-    torch.testing.assert_close(
-        plain[..., border:-border, border:-border], reference[..., border:-border, border:-border]
-    )
-    torch.testing.assert_close(
-        upsample_replicate(layer, x), reference
-    )  # as the head uses it: equal everywhere
+    torch.testing.assert_close(layer(x, reference.shape[-2:]), reference)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+@pytest.mark.parametrize("offsets", [(0.0, 0.0), (15.5, 7.5), (0.0, 3.5)])
+def test_bilinear_deconvolution_equals_resampling_between_any_grids(factor: int, offsets: tuple) -> None:
+    """ResNet grids (offset 0 at every stride: an odd kernel) and mixed grids: deconvolution == resample."""
+    torch.manual_seed(0)
+    coarse, fine = Grid(8 * factor, offsets[0]), Grid(8, offsets[1])
+    x = torch.randn(1, 3, 9, 11)
+    layer = BilinearUpsample(3, coarse, fine)
+    size = (9 * factor, 11 * factor)
+    torch.testing.assert_close(layer(x, size), resample(x, coarse, fine, size))
 
 
 @pytest.mark.parametrize("backbone", ["resnet18", "vgg16_narrow"])
@@ -52,9 +61,9 @@ def test_zero_initialised_16s_and_8s_reproduce_their_parent(backbone: str) -> No
         taps = child.taps(child.inputs(x))
         coarse = parent.head.scores[parent.head.names[0]](taps[parent.head.names[0]])
         fused = child.head.fuse(taps)
-        expected = coarse
-        while expected.shape[-1] < fused.shape[-1]:
-            expected = F.interpolate(expected, scale_factor=2, mode="bilinear", align_corners=False)
+        expected, grids = coarse, child.head.grids
+        for a, b in zip(child.head.names, child.head.names[1:]):  # 2x at a time, between the true grids
+            expected = resample(expected, grids[a], grids[b], taps[b].shape[-2:])
         torch.testing.assert_close(fused, expected)
 
 

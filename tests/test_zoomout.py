@@ -19,6 +19,7 @@ from pixelwise.methods.zoomout.superpixels import (
     region_boxes,
     slic_superpixels,
 )
+from pixelwise.models.receptive_field import Grid
 
 
 @pytest.mark.parametrize("stride", [2, 4, 32])
@@ -28,7 +29,7 @@ def test_sparse_pooling_equals_upsampling_then_averaging(stride: int) -> None:
     segments = rectangle_superpixels(45, 61, 30)
     cells = (-(-64 // stride), -(-64 // stride))  # a map of the input padded to 64x64
     feature = torch.randn(5, *cells)
-    pooled = pool_superpixels(feature, superpixel_pooling_matrix(segments, cells, stride))
+    pooled = pool_superpixels(feature, superpixel_pooling_matrix(segments, cells, Grid.block(stride)))
     dense = F.interpolate(feature[None], scale_factor=stride, mode="bilinear", align_corners=False)[
         0, :, :45, :61
     ]
@@ -39,7 +40,7 @@ def test_sparse_pooling_equals_upsampling_then_averaging(stride: int) -> None:
 def test_box_pooling_averages_the_cells_under_the_box() -> None:
     feature = torch.randn(3, 12, 16)
     boxes = torch.tensor([[0, 0, 7, 7], [4, 8, 11, 63], [47, 0, 47, 0]])  # pixel boxes at stride 4
-    pooled = pool_boxes(feature, boxes, 4)
+    pooled = pool_boxes(feature, boxes, Grid.block(4))
     expected = [feature[:, 0:2, 0:2], feature[:, 1:3, 2:16], feature[:, 11:12, 0:1]]
     torch.testing.assert_close(pooled, torch.stack([e.mean(dim=(1, 2)) for e in expected]))
 

@@ -15,6 +15,8 @@ import torch
 import torchvision
 from torch import nn
 
+from pixelwise.models.receptive_field import Grid, stage_grids
+
 
 class Backbone(nn.Module):
     """Base class: ``forward_stages(x, until)`` runs the stages in order and returns every stage output."""
@@ -42,6 +44,14 @@ class Backbone(nn.Module):
     @property
     def output_stride(self) -> int:
         return max(self.strides.values())
+
+    @property
+    def grids(self) -> dict[str, Grid]:
+        """Each stage's grid (stride and the pixel of cell 0's centre), computed from its layers' geometry."""
+        grids = stage_grids(self.stage_modules())
+        for name, grid in grids.items():
+            assert grid.stride == self.strides[name], f"{name}: layers give stride {grid.stride}"
+        return grids
 
 
 def _replace_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:

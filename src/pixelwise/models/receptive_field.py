@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from torch import nn
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -110,3 +112,86 @@ ARCHITECTURES: Mapping[str, tuple[Layer, ...]] = MappingProxyType(
         "resnet101": tuple(_resnet((3, 4, 23, 3), bottleneck=True)),
     }
 )
+
+
+# --- Where each cell sits: the centre offset (fcn.md erratum) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cell ``i`` of a map with this grid is centred on input pixel ``offset + stride * i`` (pixel p's centre is p).
+
+    torchvision ResNets (odd kernels, symmetric padding, the stride in the conv) have offset 0 at every stage:
+    cell i sits at pixel s*i. 2x2-pooled grids (VGG, the label autoencoder) have offset (s-1)/2, the centre of the
+    s x s block, which is what ``interpolate(align_corners=False)`` assumes. Every resampling of a tapped feature
+    goes through :mod:`pixelwise.models.resample` with the two grids, never through that assumption.
+    """
+
+    stride: int
+    offset: float = 0.0
+
+    @classmethod
+    def block(cls, stride: int) -> Grid:
+        """The grid whose cell j covers pixels s*j .. s*j + s-1 (centre s*j + (s-1)/2)."""
+        return cls(stride, (stride - 1) / 2)
+
+    def position(self, cell: float) -> float:
+        """Input-pixel coordinate of (fractional) cell index ``cell``."""
+        return self.offset + self.stride * cell
+
+    def cell(self, pixel: float) -> float:
+        """Fractional cell index of input pixel ``pixel``."""
+        return (pixel - self.offset) / self.stride
+
+
+def _pair(value: int | tuple[int, ...]) -> int:
+    if isinstance(value, tuple):
+        if len(set(value)) != 1:
+            raise ValueError(f"non-square layer geometry {value} is not supported")
+        return value[0]
+    return value
+
+
+def layer_geometry(module: nn.Module) -> tuple[int, int, int, int] | None:
+    """(kernel, stride, padding, dilation) of a spatial layer, or None for a pointwise one."""
+    if isinstance(module, (nn.Conv2d, nn.MaxPool2d)):
+        return _pair(module.kernel_size), _pair(module.stride), _pair(module.padding), _pair(module.dilation)
+    if isinstance(module, nn.AvgPool2d):
+        return _pair(module.kernel_size), _pair(module.stride or module.kernel_size), _pair(module.padding), 1
+    return None
+
+
+def main_path_layers(module: nn.Module) -> list[nn.Module]:
+    """The spatial layers of ``module`` in execution order, skipping residual ``downsample`` shortcuts.
+
+    Registration order is execution order for torchvision's ResNet blocks and VGG ``features``; a shortcut is
+    aligned with its block's main path by construction (1x1 stride-s conv, no padding), so it adds nothing.
+    """
+    layers = []
+    for name, child in module.named_modules():
+        if "downsample" in name.split("."):
+            continue
+        if layer_geometry(child) is not None:
+            layers.append(child)
+    return layers
+
+
+def compose(grid: Grid, module: nn.Module) -> Grid:
+    """The grid after one spatial layer: o' = o + ((k-1)/2 * d - pad) * s_prev, s' = s * s_prev."""
+    geometry = layer_geometry(module)
+    if geometry is None:
+        return grid
+    kernel, stride, padding, dilation = geometry
+    offset = grid.offset + ((kernel - 1) / 2 * dilation - padding) * grid.stride
+    return Grid(grid.stride * stride, offset)
+
+
+def stage_grids(stages: Mapping[str, nn.Module]) -> dict[str, Grid]:
+    """The output grid of every stage of a network run stage after stage (a backbone's ``stage_modules()``)."""
+    grid = Grid(1, 0.0)
+    grids = {}
+    for name, module in stages.items():
+        for layer in main_path_layers(module):
+            grid = compose(grid, layer)
+        grids[name] = grid
+    return grids

@@ -57,11 +57,11 @@ class SegmentationModel(nn.Module):
         backbone = create_backbone(config.backbone, config.in_channels, config.output_stride)
         family = "vgg" if config.backbone.startswith("vgg") else "resnet"
         self.taps = FeatureTaps(backbone, TAPS[config.arch][family])
-        channels, strides = self.taps.channels, self.taps.strides
+        channels, grids = self.taps.channels, self.taps.grids
         self.head: nn.Module = (
-            ZoomOutHead(channels, strides, config.num_classes, hidden=config.head_width)
+            ZoomOutHead(channels, grids, config.num_classes, hidden=config.head_width)
             if config.arch == "zoomout"
-            else FCNHead(channels, strides, config.num_classes)
+            else FCNHead(channels, grids, config.num_classes)
         )
         self.inputs = InputNormalizer(config.in_channels, backbone.output_stride)
 

@@ -38,15 +38,21 @@ def nearest_bin(values: torch.Tensor, centres: torch.Tensor, circular: bool = Fa
     return diff.argmin(dim=-1)
 
 
-def window_histograms(indices: torch.Tensor, bins: int, window: int = 7) -> torch.Tensor:
+def window_histograms(
+    indices: torch.Tensor, bins: int, window: int = 7, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Empirical bin histogram of every R x R window: [N, H, W] bin indices -> [N, K, H, W] (rows sum to 1).
 
-    Border windows are renormalised over the pixels inside the image (count_include_pad=False).
+    ``weights`` [N, H, W] weights each pixel's vote (hue: by its chroma); a window whose weights are all 0 gets
+    an all-zero histogram. Border windows are renormalised over the pixels inside the image.
     """
-    one_hot = F.one_hot(indices, bins).permute(0, 3, 1, 2).float()
-    if window == 1:
-        return one_hot
-    return F.avg_pool2d(one_hot, window, stride=1, padding=window // 2, count_include_pad=False)
+    votes = F.one_hot(indices, bins).permute(0, 3, 1, 2).float()
+    if weights is not None:
+        votes = votes * weights[:, None].float()
+    if window > 1:
+        votes = F.avg_pool2d(votes, window, stride=1, padding=window // 2, count_include_pad=False)
+    total = votes.sum(dim=1, keepdim=True)
+    return torch.where(total > 0, votes / total.clamp(min=1e-12), torch.zeros_like(votes))
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,9 @@ def hue_chroma_targets(hcl: torch.Tensor, bins: int = HUE_CHROMA_BINS, window: i
     centres = uniform_centres(bins)
     hue_idx = nearest_bin(hcl[:, 0], centres, circular=True)
     chroma_idx = nearest_bin(hcl[:, 1], centres)
-    return ColorTargets(
-        window_histograms(hue_idx, bins, window), window_histograms(chroma_idx, bins, window), hcl[:, 1]
-    )
+    # A grey pixel (chroma 0) has no hue: it must not vote for bin 0 ("red"); each vote weighs its own chroma.
+    hue = window_histograms(hue_idx, bins, window, weights=hcl[:, 1])
+    return ColorTargets(hue, window_histograms(chroma_idx, bins, window), hcl[:, 1])
 
 
 def kl_divergence(target: torch.Tensor, logits: torch.Tensor, dim: int = 1) -> torch.Tensor:

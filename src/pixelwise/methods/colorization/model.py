@@ -69,7 +69,7 @@ class ColorizationModel(nn.Module):
         self.taps = FeatureTaps(backbone, config.taps or backbone.stage_names)
         self.inputs = InputNormalizer(1, backbone.output_stride)
         self.head = HypercolumnHead(
-            self.taps.channels, self.taps.strides, target_outputs(config.target, config.bins), config.hidden
+            self.taps.channels, self.taps.grids, target_outputs(config.target, config.bins), config.hidden
         )
 
     @property

@@ -42,6 +42,8 @@ from pixelwise.methods.segmentation import segmentation_loss
 from pixelwise.models import FeatureTaps, ModelConfig, SegmentationModel
 from pixelwise.models.backbones import Backbone
 from pixelwise.models.heads.hypercolumn import dense_hypercolumns
+from pixelwise.models.receptive_field import Grid
+from pixelwise.models.resample import resample
 
 DECODER_MODES = ("frozen", "unfrozen", "random")
 AUX_LOSSES = ("ce", "mse")
@@ -70,6 +72,7 @@ class DecoderBranch(nn.Module):
         self,
         layer: str,
         in_channels: int,
+        layer_grid: Grid,
         decoder: LabelDecoder,
         ae: LabelAEConfig,
         mode: str = "frozen",
@@ -81,6 +84,9 @@ class DecoderBranch(nn.Module):
         self.layers = (layer,)
         self.ae = ae
         self.loss_kind = loss
+        self.layer_grid = layer_grid
+        # Where the decoder expects code cells: the label encoder's code grid (2x2 pooling: block centres).
+        self.code_grid = LabelEncoder(ae).grids["code"]
         self.project = nn.Conv2d(
             in_channels, self.ae.code_channels, 1
         )  # §3.3 "a new 1x1 convolutional layer"
@@ -91,11 +97,9 @@ class DecoderBranch(nn.Module):
         code = self.project(features[self.layers[0]])
         stride = self.ae.code_stride
         size = (math.ceil(padded[0] / stride), math.ceil(padded[1] / stride))
-        if (
-            code.shape[-2:] != size
-        ):  # layer stride != code stride: resample the code (spec: engineering choice)
-            code = F.interpolate(code, size=size, mode="bilinear", align_corners=False)
-        return self.decoder(code)
+        # The layer's cells onto the code's (a ResNet cell i is at s*i, the code's at s*i + (s-1)/2); a layer
+        # of another stride is resampled the same way (spec: engineering choice).
+        return self.decoder(resample(code, self.layer_grid, self.code_grid, size))
 
     def forward(
         self, features: dict[str, torch.Tensor], labels: torch.Tensor, padded: tuple[int, int]
@@ -122,14 +126,14 @@ class EncoderBranch(nn.Module):
         self,
         layers: Sequence[str],
         channels: dict[str, int],
-        strides: dict[str, int],
+        grids: dict[str, Grid],
         encoder: LabelEncoder,
         ae: LabelAEConfig,
     ) -> None:
         super().__init__()
         self.ae = ae
         self.layers = tuple(layers)
-        self.strides = {name: strides[name] for name in self.layers}
+        self.grids = {name: grids[name] for name in self.layers}
         # FeatureTaps holds the encoder (registered once, under targets.backbone); frozen (§3.3 "of course").
         self.targets = FeatureTaps(encoder.requires_grad_(False), ENCODER_TARGETS)
         self.scale = max(encoder.strides[n] for n in ENCODER_TARGETS)
@@ -162,7 +166,8 @@ class EncoderBranch(nn.Module):
         ignore = self.ae.ignore_index
         labels = pad_to_multiple(labels.as_subclass(torch.Tensor), self.scale, ignore)
         target = self.target(labels)
-        column = dense_hypercolumns({n: features[n] for n in self.layers}, self.strides, padded, self.scale)
+        # The targets sit on the block grid of ``scale`` (2x2-pooled encoder, conv1 average-pooled): so does this.
+        column = dense_hypercolumns({n: features[n] for n in self.layers}, self.grids, padded, self.scale)
         prediction = self.project(column).float()
         height, width = (min(a, b) for a, b in zip(prediction.shape[-2:], target.shape[-2:]))
         valid = F.max_pool2d((labels != ignore).float()[:, None], self.scale)[:, 0] > 0
@@ -276,9 +281,9 @@ def attach_label_regularizer(
                 raise ValueError("--aux-layer: the decoder branch reads one layer")
             name = names[0] if names else default_aux_layer(backbone, ae.code_stride)
             branch: DecoderBranch | EncoderBranch = DecoderBranch(
-                name, backbone.channels[name], autoencoder.decoder, ae, decoder, loss
+                name, backbone.channels[name], backbone.grids[name], autoencoder.decoder, ae, decoder, loss
             )
         else:
             names = names or list(model.taps.names)
-            branch = EncoderBranch(names, backbone.channels, backbone.strides, autoencoder.encoder, ae)
+            branch = EncoderBranch(names, backbone.channels, backbone.grids, autoencoder.encoder, ae)
     return LabelRegularizedModel(model, branch, ae)

@@ -83,18 +83,18 @@ class SuperpixelZoomOut(nn.Module):
 
     def describe(self, taps: dict[str, torch.Tensor], index: int, segments: torch.Tensor) -> torch.Tensor:
         """Zoom-out descriptors [K, D] of image ``index``'s superpixels: every stage, sub-scene, scene."""
-        strides = self.taps.strides
+        grids = self.taps.grids
         matrices: dict[tuple, torch.Tensor] = {}
         levels = []
         for name in reversed(self.taps.names):  # local (finest) to distant
             feature = taps[name][index]
-            key = (strides[name], *feature.shape[-2:])
+            key = (grids[name], *feature.shape[-2:])
             if key not in matrices:
-                matrices[key] = superpixel_pooling_matrix(segments, feature.shape[-2:], strides[name])
+                matrices[key] = superpixel_pooling_matrix(segments, feature.shape[-2:], grids[name])
             levels.append(pool_superpixels(feature, matrices[key]))
         deepest = taps[self.taps.names[0]][index]
         boxes = region_boxes(segments, self.config.subscene_radius)
-        levels.append(pool_boxes(deepest, boxes, strides[self.taps.names[0]]))
+        levels.append(pool_boxes(deepest, boxes, grids[self.taps.names[0]]))
         levels.append(deepest.mean(dim=(1, 2))[None].expand(boxes.shape[0], -1))
         return torch.cat(levels, dim=1)
 

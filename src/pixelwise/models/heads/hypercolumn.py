@@ -4,54 +4,36 @@ A pixel's hypercolumn concatenates every tapped layer's feature vector at that p
 interpolated at the pixel centre. Training uses **sparse** hypercolumns: S random pixels per image, sampled with
 ``F.grid_sample`` so gradients flow back into every layer, and the expensive per-pixel MLP runs on S points only
 (Table 2.1: 64-256 samples per image are as good as dense). Inference runs the same MLP densely at reduced
-resolution. Pixel p maps to (p + 0.5) / stride - 0.5 in a layer of that stride; sampling there equals dense
-bilinear upsampling (align_corners=False) followed by gathering p, which the tests check.
+resolution. Pixel p maps to fractional cell (p - offset) / stride of a layer's grid (ResNet offset 0, VGG
+(stride-1)/2); sampling there equals dense bilinear upsampling to pixels followed by gathering p (tested).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from pixelwise.models.receptive_field import Grid
+from pixelwise.models.resample import resample, sample_at_pixels
 
 
 def sample_hypercolumns(
-    taps: dict[str, torch.Tensor], strides: dict[str, int], points: torch.Tensor
+    taps: dict[str, torch.Tensor], grids: dict[str, Grid], points: torch.Tensor
 ) -> torch.Tensor:
     """Hypercolumns [N, S, sum C_l] at integer pixel coordinates ``points`` [N, S, 2] = (row, col)."""
-    columns = []
-    for name, feature in taps.items():
-        stride = strides[name]
-        height, width = feature.shape[-2:]
-        # grid_sample(align_corners=False) puts -1 / +1 at the outer edges of the map, so the centre of input
-        # pixel p, at (p + 0.5) / stride in layer units, is 2 (p + 0.5) / (stride * size) - 1.
-        coords = points.to(feature.dtype)
-        y = 2 * (coords[..., 0] + 0.5) / (stride * height) - 1
-        x = 2 * (coords[..., 1] + 0.5) / (stride * width) - 1
-        grid = torch.stack([x, y], dim=-1).unsqueeze(1)  # [N, 1, S, 2]
-        sampled = F.grid_sample(feature, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        columns.append(sampled[:, :, 0].transpose(1, 2))  # [N, S, C_l]
-    return torch.cat(columns, dim=-1)
+    return torch.cat(
+        [sample_at_pixels(feature, grids[name], points) for name, feature in taps.items()], dim=-1
+    )
 
 
 def dense_hypercolumns(
-    taps: dict[str, torch.Tensor], strides: dict[str, int], size: tuple[int, int], scale: int = 1
+    taps: dict[str, torch.Tensor], grids: dict[str, Grid], size: tuple[int, int], scale: int = 1
 ) -> torch.Tensor:
-    """Hypercolumns [N, sum C_l, H/scale, W/scale] by bilinear upsampling of every tap (reduced-resolution inference)."""
-    height, width = size[0] // scale, size[1] // scale
-    upsampled = []
-    for name, feature in taps.items():
-        stride = strides[name]
-        # Integer arithmetic (ONNX export traces shapes symbolically and has no round()); a layer of stride s holds
-        # ceil(H / s) cells, so cells * s // scale >= H // scale rows, cropped below.
-        target = (feature.shape[-2] * stride // scale, feature.shape[-1] * stride // scale)
-        up = (
-            F.interpolate(feature, size=target, mode="bilinear", align_corners=False)
-            if stride != scale
-            else feature
-        )
-        upsampled.append(up[..., :height, :width])
-    return torch.cat(upsampled, dim=1)
+    """Hypercolumns [N, sum C_l, H/scale, W/scale] on the block grid of ``scale`` (cell j covers pixels
+    scale*j .. scale*j + scale-1; centre scale*j + (scale-1)/2), every tap resampled there bilinearly."""
+    target = Grid.block(scale)
+    cells = (size[0] // scale, size[1] // scale)
+    return torch.cat([resample(feature, grids[name], target, cells) for name, feature in taps.items()], dim=1)
 
 
 def random_points(
@@ -71,10 +53,10 @@ class HypercolumnHead(nn.Module):
     """
 
     def __init__(
-        self, channels: dict[str, int], strides: dict[str, int], outputs: dict[str, int], hidden: int = 1024
+        self, channels: dict[str, int], grids: dict[str, Grid], outputs: dict[str, int], hidden: int = 1024
     ) -> None:
         super().__init__()
-        self.strides = dict(strides)
+        self.grids = dict(grids)
         self.hidden = nn.Sequential(nn.Linear(sum(channels.values()), hidden), nn.ReLU(inplace=True))
         self.outputs = nn.ModuleDict({name: nn.Linear(hidden, size) for name, size in outputs.items()})
 
@@ -86,10 +68,10 @@ class HypercolumnHead(nn.Module):
         scale: int = 4,
     ) -> dict[str, torch.Tensor]:
         if points is not None:
-            hidden = self.hidden(sample_hypercolumns(taps, self.strides, points))
+            hidden = self.hidden(sample_hypercolumns(taps, self.grids, points))
             return {name: layer(hidden) for name, layer in self.outputs.items()}
         if size is None:
             raise ValueError("dense hypercolumn prediction needs the input size")
-        columns = dense_hypercolumns(taps, self.strides, size, scale).movedim(1, -1)  # [N, h, w, C]
+        columns = dense_hypercolumns(taps, self.grids, size, scale).movedim(1, -1)  # [N, h, w, C]
         hidden = self.hidden(columns)
         return {name: layer(hidden).movedim(-1, 1) for name, layer in self.outputs.items()}

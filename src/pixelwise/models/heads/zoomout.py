@@ -15,32 +15,32 @@ stride-4 stage next to a stride-32 one), and from-scratch training on a CPU budg
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pixelwise.models.heads.hypercolumn import dense_hypercolumns
+from pixelwise.models.receptive_field import Grid
+from pixelwise.models.resample import PIXELS, resample
 
 
 class ZoomOutHead(nn.Module):
     """Concatenate every tap on the finest tap's grid (+ the scene level) -> 1x1 conv classifier -> ``{"seg"}``.
 
-    ``channels`` / ``strides`` are ordered deepest first (as ``FeatureTaps`` gives them); the deepest tap also
+    ``channels`` / ``grids`` are ordered deepest first (as ``FeatureTaps`` gives them); the deepest tap also
     gives the scene feature when ``scene`` is set.
     """
 
     def __init__(
         self,
         channels: dict[str, int],
-        strides: dict[str, int],
+        grids: dict[str, Grid],
         num_classes: int,
         hidden: int = 1000,
         scene: bool = True,
     ) -> None:
         super().__init__()
-        self.strides = dict(strides)
-        self.grid = min(
-            strides.values()
-        )  # the finest tap's stride: 4 for ResNet layer1 / VGG pool2 (§3.5.1: 1/4)
+        self.grids = dict(grids)
+        # The finest tap's stride (4 for ResNet layer1 / VGG pool2, §3.5.1: 1/4); descriptors sit on its block grid.
+        self.grid = min(grid.stride for grid in grids.values())
         self.scene = next(iter(channels)) if scene else None
         width = sum(channels.values()) + (channels[self.scene] if self.scene else 0)
         self.classifier = nn.Sequential(
@@ -55,7 +55,7 @@ class ZoomOutHead(nn.Module):
 
     def zoom_out_features(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         """The zoom-out descriptor of every grid cell: [N, sum C_l (+ C_scene), H / grid, W / grid]."""
-        levels = dense_hypercolumns(taps, self.strides, size, self.grid)
+        levels = dense_hypercolumns(taps, self.grids, size, self.grid)
         if self.scene is None:
             return levels
         scene = taps[self.scene].mean(dim=(2, 3), keepdim=True)
@@ -63,4 +63,4 @@ class ZoomOutHead(nn.Module):
 
     def forward(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
         logits = self.classifier(self.zoom_out_features(taps, size))
-        return {"seg": F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)}
+        return {"seg": resample(logits, Grid.block(self.grid), PIXELS, size)}
