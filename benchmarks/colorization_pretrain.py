@@ -63,11 +63,12 @@ def main() -> None:
     parser.add_argument("--loss", nargs="+", default=["hue-chroma"], help="pretraining targets to run")
     parser.add_argument("--epochs", type=int, default=30, help="pretraining epochs")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe fields")
+    parser.add_argument("--tag", default="", help="prefix of the result / run names (e.g. geo_ for a rerun)")
     args = parser.parse_args()
     if not CAMVID.is_dir():
         sys.exit(f"CamVid not found at {CAMVID}; this benchmark needs ../shared/data/camvid")
     for loss in args.loss:
-        tag = f"{loss}_e{args.epochs}"
+        tag = f"{args.tag}{loss}_e{args.epochs}"
         result_path = ROOT / "benchmarks" / "results" / "colorization_pretrain" / f"{tag}.json"
         if result_path.exists():
             print(f"{tag}: done already ({result_path})")
