@@ -190,3 +190,22 @@ def test_a_bright_dot_comes_out_where_it_went_in(which: str) -> None:
     dot = (112, 144)
     row, col = _dot_response(run, grid, dot)
     assert abs(row - dot[0]) <= 2 and abs(col - dot[1]) <= 2, (which, row, col)
+
+
+def test_a_checkpoint_from_before_the_geometry_fix_is_refused_for_inference_but_gives_its_backbone(
+    tmp_path,
+) -> None:
+    """Format-1 heads were trained on misread cells: eval/predict refuse them; --init-from takes the backbone."""
+    from pixelwise.engine.checkpoint import build_model_from_checkpoint, save_checkpoint
+    from pixelwise.methods.segmentation import init_from_checkpoint
+
+    old = create_model("fcn32s", "resnet18", num_classes=3)
+    meta = {"format_version": 1, "model": old.config.to_dict()}
+    path = save_checkpoint(tmp_path / "old.safetensors", old.state_dict(), meta)
+    with pytest.raises(ValueError, match="older pixelwise.*retrain"):
+        build_model_from_checkpoint(path)
+    child = create_model("fcn16s", "resnet18", num_classes=3)
+    init_from_checkpoint(child, str(path))
+    torch.testing.assert_close(child.backbone.conv1.weight, old.backbone.conv1.weight)
+    current = save_checkpoint(tmp_path / "new.safetensors", old.state_dict(), {"model": old.config.to_dict()})
+    assert isinstance(build_model_from_checkpoint(current)[0], nn.Module)

@@ -19,7 +19,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-FORMAT_VERSION = 1
+# 2: heads read every feature cell at its true centre (the fcn.md geometry erratum); 1: ResNet cells read at
+# s*i + (s-1)/2 instead of s*i, up to 15.5 px off. A format-1 backbone is still good; its heads are not.
+FORMAT_VERSION = 2
+GEOMETRY_FORMAT = 2
 META_KEY = "pixelwise"
 # Test-only hook: seconds to sleep after a checkpoint's temp file is written and before it is renamed, so that
 # tests/test_reliability.py can SIGKILL a run in the middle of a checkpoint write. Never set it otherwise.
@@ -167,6 +170,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
 
 
+def has_current_geometry(meta: dict[str, Any]) -> bool:
+    """False for checkpoints written before the geometry fix, whose heads were trained on misread cells."""
+    return int(meta.get("format_version", 1)) >= GEOMETRY_FORMAT
+
+
+def require_current_geometry(meta: dict[str, Any], path: str | Path) -> None:
+    """Refuse a pre-geometry-fix checkpoint where its head would be used (eval, predict, export, resume)."""
+    if not has_current_geometry(meta):
+        raise ValueError(
+            f"{path}: written by an older pixelwise (checkpoint format {meta.get('format_version', 1)}) whose "
+            "heads read ResNet feature cells up to 15.5 px from their true position; retrain it (its backbone "
+            "still loads with --init-from)"
+        )
+
+
 def without_training_branch(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The wrapped model's weights of a run with a training-only branch, else ``state`` itself.
 
@@ -210,6 +228,7 @@ def build_model_from_checkpoint(
     from pixelwise.models import ModelConfig, SegmentationModel
 
     checkpoint = load_checkpoint(path)
+    require_current_geometry(checkpoint.meta, path)
     described = checkpoint.meta.get("model")
     if not isinstance(described, dict):
         raise ValueError(

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from pixelwise.data.validation import skip_bad_samples
 from pixelwise.engine import optim
-from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
+from pixelwise.engine.checkpoint import load_checkpoint, require_current_geometry, save_checkpoint
 from pixelwise.engine.config import RunConfig, save_yaml
 from pixelwise.engine.distributed import (
     DistInfo,
@@ -327,6 +327,10 @@ class Trainer:
                 f"--resume: {path} does not exist (nothing to resume; drop --resume to start afresh)"
             )
         checkpoint = load_checkpoint(path)
+        try:
+            require_current_geometry(checkpoint.meta, path)
+        except ValueError as err:
+            raise TrainingError(str(err)) from err
         if not isinstance(checkpoint.meta.get("state"), dict):
             raise TrainingError(f"{path}: no training state in this checkpoint, so it cannot be resumed")
         try:

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
-from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
+from pixelwise.engine.checkpoint import has_current_geometry, load_checkpoint, without_training_branch
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.engine.evaluate import EvalOptions, evaluate
@@ -104,7 +104,12 @@ def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     parent_model = parent.meta.get("model", {})
     state = without_training_branch(parent.model_state)  # e.g. a label-AE-regularised run's last.safetensors
     is_zoomout = (parent_model.get("arch") == "zoomout", model.config.arch == "zoomout")
-    if parent_model.get("kind", "segmentation") != "segmentation" or is_zoomout[0] != is_zoomout[1]:
+    other_kind = parent_model.get("kind", "segmentation") != "segmentation" or is_zoomout[0] != is_zoomout[1]
+    if other_kind or not has_current_geometry(parent.meta):  # an old head read misplaced cells: backbone only
+        if not other_kind:
+            print(
+                f"{path}: written before the geometry fix; taking its backbone only (the head starts afresh)"
+            )
         return load_backbone_from_checkpoint(model, state, parent_model, path)
     _, unexpected = model.load_state_dict(state, strict=False)
     if unexpected:
