@@ -13,6 +13,7 @@ interrupted run resumes from its last checkpoint. Usage:
 
     python benchmarks/camvid_fcn.py                          # the default recipe, seed 0
     python benchmarks/camvid_fcn.py --arch fcn32s fcn16s fcn8s --seeds 0 1 2 --epochs 12
+    python benchmarks/camvid_fcn.py --staged 6 5 5 --seeds 0     # Long §3.3.4 staged 32s -> 16s -> 8s
 """
 
 from __future__ import annotations
@@ -46,10 +47,14 @@ def recipe(arch: str, seed: int, epochs: int, output: Path, extra: dict) -> Trai
 MULTI_SCALE = (0.5, 0.75)  # test-time scales of the full-resolution frame, each with its horizontal flip
 
 
+def run_folder(tag: str) -> Path:
+    return ROOT / "runs" / "bench" / "camvid_fcn" / tag
+
+
 def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict:
     tag = f"{args.tag}{arch}_seed{seed}"
     result_path = ROOT / "benchmarks" / "results" / "camvid_fcn" / f"{tag}.json"
-    output = ROOT / "runs" / "bench" / "camvid_fcn" / tag
+    output = run_folder(tag)
     done = json.loads(result_path.read_text()) if result_path.exists() else None
     if done is not None and ("val_ms_flip_tta" in done or not (output / "last.safetensors").exists()):
         print(f"{tag}: done already ({result_path})")
@@ -81,6 +86,22 @@ def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict
     return result
 
 
+STAGES = ("fcn32s", "fcn16s", "fcn8s")
+
+
+def run_staged(seed: int, args: argparse.Namespace, extra: dict) -> None:
+    """Long §3.3.4: 32s, then 16s initialised from it (new skip scorer at zero, lr / 100), then 8s from the 16s.
+
+    ``--staged E32 E16 E8`` gives each stage's epochs; compare with one FCN-8s of E32 + E16 + E8 epochs.
+    """
+    prefix = f"{args.tag}staged{'-'.join(map(str, args.staged))}_"
+    parent: Path | None = None
+    for arch, epochs in zip(STAGES, args.staged):
+        stage = argparse.Namespace(**{**vars(args), "epochs": epochs, "tag": prefix})
+        run_one(arch, seed, stage, {**extra, **({"init_from": str(parent)} if parent else {})})
+        parent = run_folder(f"{prefix}{arch}_seed{seed}") / "last.safetensors"
+
+
 def tta_evaluation(trainer: Trainer, scales: tuple[float, ...]) -> dict:
     """The trained checkpoint scored with test-time augmentation (flips, and ``scales`` of the full frame);
     reported next to the plain single-scale score, never instead of it."""
@@ -110,10 +131,21 @@ def main() -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe fields (YAML values)"
     )
+    parser.add_argument(
+        "--staged",
+        nargs=3,
+        type=int,
+        metavar=("E32", "E16", "E8"),
+        help="staged training instead of --arch: 32s, then 16s from it, then 8s from that (epochs per stage)",
+    )
     args = parser.parse_args()
     if not CAMVID.is_dir():
         sys.exit(f"CamVid not found at {CAMVID}; this benchmark needs ../shared/data/camvid")
     extra = parse_overrides(args.set)
+    if args.staged:
+        for seed in args.seeds:
+            run_staged(seed, args, extra)
+        return
     for seed in args.seeds:
         for arch in args.arch:
             run_one(arch, seed, args, extra)

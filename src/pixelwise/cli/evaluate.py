@@ -10,7 +10,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, resolve_checkpoint
+from pixelwise.engine.checkpoint import (
+    build_model_from_checkpoint,
+    inference_scales,
+    resolve_checkpoint,
+    selection_note,
+)
 from pixelwise.engine.config import EvalConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
@@ -40,21 +45,27 @@ def evaluate_checkpoint(
         raise ValueError(
             f"{config.data} has classes {list(dataset.info.class_names)} but {checkpoint} was trained on {trained_classes}"
         )
+    scales, scales_from = inference_scales(config.scales, meta)
+    chosen = selection_note(checkpoint, meta, config.data, config.split)
+    print(f"scoring {chosen}; scales {scales} ({scales_from})")
     options = EvalOptions(
-        tuple(config.scales), config.flip, config.window, tuple(config.boundary_widths), examples=4
+        tuple(scales), config.flip, config.window, tuple(config.boundary_widths), examples=4
     )
     loader = DataLoader(dataset, batch_size=1)
     info = dataset.info
     scores, cm, kept = evaluate(
         model.to(device), loader, info.num_classes, device, info.ignore_index, options, info.class_names
     )
-    result = scores_to_json(scores)
+    result = {**scores_to_json(scores), "checkpoint": str(checkpoint), "chosen": chosen, "scales": scales}
     output = Path(config.output or checkpoint.parent / f"eval-{config.split}")
     output.mkdir(parents=True, exist_ok=True)
     (output / "metrics.json").write_text(json.dumps(result, indent=2))
     save_confusion_png(cm, info.class_names, output / "confusion.png")
     examples = save_examples(kept, info, output / "examples")
-    notes = f"checkpoint {checkpoint}, data {config.data} [{config.split}], scales {list(config.scales)}, flip {config.flip}"
+    notes = (
+        f"checkpoint {chosen}; data {config.data} [{config.split}], scales {scales} ({scales_from}), "
+        f"flip {config.flip}"
+    )
     write_report(
         output / "report.html",
         title,

@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from pixelwise.data.validation import IMAGE_EXTENSIONS, load_image
-from pixelwise.engine.checkpoint import build_model_from_checkpoint
+from pixelwise.engine.checkpoint import build_model_from_checkpoint, inference_scales
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
@@ -27,7 +27,15 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
             raise FileNotFoundError(f"no such image or folder: {path}")
     if not files:
         raise ValueError(f"no images found in {', '.join(map(str, paths))}")
-    return files
+    seen: dict[str, Path] = {}
+    for file in files:  # outputs are named by stem: two inputs of one name would overwrite each other
+        if file.stem in seen and seen[file.stem].resolve() != file.resolve():
+            raise ValueError(
+                f"{seen[file.stem]} and {file} would both be written as {file.stem}_*.png; predict them into "
+                "separate --output folders (or rename one)"
+            )
+        seen[file.stem] = file
+    return list({f.resolve(): f for f in files}.values())
 
 
 @torch.no_grad()
@@ -38,13 +46,15 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
     model.to(device)
+    scales, scales_from = inference_scales(config.scales, meta)
+    print(f"predicting at scales {scales} ({scales_from})")
     palette = [tuple(c) for c in meta["dataset"]["palette"]]
     output = Path(config.output)
     written = []
     for path in tqdm(expand_inputs(inputs), desc="predict"):
         image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float() / 255
         batch = image[None].to(device)  # grey models convert RGB to lightness themselves
-        probs = predict_probabilities(model, batch, config.scales, config.flip, config.window)
+        probs = predict_probabilities(model, batch, scales, config.flip, config.window)
         labels = probs.argmax(dim=1)[0].cpu()
         written.append(save_png(colorize_labels(labels, palette), output / f"{path.stem}_labels.png"))
         save_png(overlay(image, labels, palette, config.alpha), output / f"{path.stem}_overlay.png")

@@ -185,6 +185,36 @@ def require_current_geometry(meta: dict[str, Any], path: str | Path) -> None:
         )
 
 
+def inference_scales(scales: list[float] | None, meta: dict[str, Any]) -> tuple[list[float], str]:
+    """(scales, where they came from): the given ones, else the scale the training run validated at.
+
+    A model trained on half-resolution frames and validated at --eval-scale 0.5 scores ~5 mIoU lower at 1.0 on
+    CamVid (issue 16): the scale it was chosen at is the honest default.
+    """
+    if scales:
+        return list(scales), "--scales"
+    trained = float(meta.get("config", {}).get("eval_scale", 1.0))
+    return [trained], "the training run's --eval-scale, from the checkpoint"
+
+
+def selection_note(
+    path: Path, meta: dict[str, Any], data: str | None = None, split: str | None = None
+) -> str:
+    """Which checkpoint is scored and what chose it; says so when it was chosen on the data being scored."""
+    if "best" not in path.stem:
+        return f"{path.name}: the model at the end of training (not chosen on any split)"
+    chosen = meta.get("best_chosen_on", "the validation data")
+    note = f"{path.name}: the epoch that scored highest on {chosen}"
+    config = meta.get("config", {})
+    scored_val = split == "val" and data is not None and data in (config.get("val_data"), config.get("data"))
+    if scored_val and not meta.get("selection"):
+        note += (
+            "; that is the data scored here, so this score is optimistic (train with --select-fraction, or "
+            "score last.safetensors)"
+        )
+    return note
+
+
 def without_training_branch(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The wrapped model's weights of a run with a training-only branch, else ``state`` itself.
 

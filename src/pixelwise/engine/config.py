@@ -141,6 +141,12 @@ class TrainConfig(RunConfig):
         3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
     )
     labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
+    select_fraction: float = option(
+        0.0,
+        "carve this fraction of the training images (a fixed seeded subset, recorded in the checkpoints) as the "
+        "selection split: periodic validation and best.safetensors use it, and the validation data is scored "
+        "once, by the last model, at the end (so no choice is made on the split that is reported); 0 = off",
+    )
     class_weights: str = option(
         "none",
         "class weighting of the loss, sum_i w_{y_i} CE_i / N over the N labelled pixels (Mostajabi §3.2)",
@@ -373,6 +379,12 @@ class TuneConfig(RunConfig):
     )
     background_share: float = option(0.1, "share of patches centred on --background-class (if any)")
     labels_fraction: float = option(1.0, "use this fraction of the labelled training images (seeded subset)")
+    select_fraction: float = option(
+        0.0,
+        "carve this fraction of the training images (a fixed seeded subset, recorded in the checkpoints) as the "
+        "selection split: periodic validation and best.safetensors use it, and the validation data is scored "
+        "once, by the last model, at the end (so no choice is made on the split that is reported); 0 = off",
+    )
     color_jitter: float = option(0.0, "brightness/contrast/saturation jitter (0: off)")
     optimizer: str = option("sgd", "optimiser", choices=("sgd", "adamw"))
     lr: float = option(0.01, "base learning rate (Zhan §4: 0.01)")
@@ -412,7 +424,11 @@ class EvalConfig:
     output: str | None = option(
         None, "folder for metrics.json and confusion.png (default: CHECKPOINT_DIR/eval-SPLIT)"
     )
-    scales: list[float] = option([1.0], "inference scales (several = multi-scale test-time augmentation)")
+    scales: list[float] = option(
+        [],
+        "inference scales of the full image (default: the scale the training run validated at, --eval-scale, "
+        "stored in the checkpoint; several = multi-scale test-time augmentation)",
+    )
     flip: bool = option(False, "average with the horizontally flipped prediction")
     window: list[int] | None = option(None, "sliding-window inference with H W tiles (1/3 overlap)")
     boundary_widths: list[int] = option([2, 5, 10], "band widths in pixels for boundary (trimap) accuracy")
@@ -426,7 +442,11 @@ class PredictConfig:
     output: str = option(
         "predictions", "folder for NAME_labels.png (colour-coded), NAME_overlay.png, NAME_ids.png"
     )
-    scales: list[float] = option([1.0], "inference scales (several = multi-scale test-time augmentation)")
+    scales: list[float] = option(
+        [],
+        "inference scales of the full image (default: the scale the training run validated at, --eval-scale, "
+        "stored in the checkpoint; several = multi-scale test-time augmentation)",
+    )
     flip: bool = option(False, "average with the horizontally flipped prediction")
     window: list[int] | None = option(None, "sliding-window inference with H W tiles (1/3 overlap)")
     alpha: float = option(0.5, "overlay opacity of the label colours")

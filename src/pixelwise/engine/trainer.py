@@ -42,6 +42,7 @@ from pixelwise.engine.distributed import (
     ShardedRandomSampler,
     all_reduce_sum,
     init_distributed,
+    native_bf16,
     resolve_device,
     sync_batchnorm,
 )
@@ -254,6 +255,12 @@ class Trainer:
             print(
                 f"--skip-bad: left out {len(self.skipped)} bad sample(s) (listed in {self.output / 'skipped.txt'}):"
                 f"{shown}{more}",
+                file=sys.stderr,
+            )
+        if config.amp and self.dist.is_main and not native_bf16(self.device):
+            print(
+                f"note: --amp on a {self.device.type} without native bfloat16 (no AVX512-BF16/AMX, or capped by "
+                "ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA): autocast is emulated and much slower; use --no-amp",
                 file=sys.stderr,
             )
         self.model, self.base_lr = task.build_model()
@@ -494,9 +501,26 @@ class Trainer:
                 raise self.interrupted()
         if not scores:  # resumed a finished run
             scores = self.validate()
+        scores = self.report(scores)
         if self.dist.is_main:
             (self.output / "metrics.json").write_text(json.dumps(scores_to_json(scores), indent=2))
         return scores
+
+    def report(self, selection: dict[str, Any]) -> dict[str, Any]:
+        """With a selection split (a task's ``report_set``): score the reported split once, with the last model.
+
+        Nothing was chosen on it; the selection scores (which chose best.safetensors) ride along under
+        ``"selection"``. Without one the periodic validation *is* the report and is returned as it is.
+        """
+        report_set = getattr(self.task, "report_set", None)
+        if report_set is None:
+            return selection
+        loader = make_loader(report_set, self.config, self.dist, self.device, train=False)
+        scores, _ = self.task.validate(self.model, loader, self.device, self.dist.is_main)
+        self.log.write(kind="report", iteration=self.state.iteration, **scores_to_json(scores))
+        if self.dist.is_main:
+            print(f"reported split, last model (nothing chosen on it): {self.task.summary(scores)}")
+        return {**scores, "epoch": self.state.epoch, "model": "last", "selection": selection}
 
     def train_one_epoch(self, iters_per_epoch: int, total: int) -> None:
         config = self.config
@@ -641,7 +665,8 @@ class Trainer:
         scores["epoch"] = self.state.epoch
         if self.dist.is_main:
             self.task.save_examples(examples, self.output / "examples" / f"epoch{self.state.epoch:03d}")
-            print(f"epoch {self.state.epoch}: {self.task.summary(scores)}")
+            split = " (selection split)" if getattr(self.task, "report_set", None) is not None else ""
+            print(f"epoch {self.state.epoch}{split}: {self.task.summary(scores)}")
         score = scores[self.task.score_key]
         if score > self.state.best_score:
             self.state.best_score = score

@@ -79,7 +79,9 @@ class DepthTask(SegmentationTask):
 
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
-        reject_unused_options(config, regularizer="none", class_weights="none", loss_sampling=1.0)
+        reject_unused_options(
+            config, regularizer="none", class_weights="none", loss_sampling=1.0, select_fraction=0.0
+        )
         model = DepthModel(ModelConfig(config.arch, config.backbone, 1, config.in_channels, config.output_stride,
                                        config.head_width))  # fmt: skip
         if config.weights:

@@ -47,6 +47,22 @@ def labelled_subset(dataset: Any, fraction: float, seed: int) -> Any:
     return subset
 
 
+SELECTION_SEED = (
+    20261201  # one selection split for every run and seed, so recipes are compared on the same images
+)
+
+
+def carve_selection(count: int, fraction: float) -> tuple[list[int], list[int]]:
+    """(training indices, selection indices) of ``count`` images: a fixed seeded ``fraction`` is held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"--select-fraction must be in (0, 1), got {fraction}")
+    held = max(1, round(count * fraction))
+    if held >= count:
+        raise ValueError(f"--select-fraction {fraction} leaves no training images out of {count}")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(SELECTION_SEED)).tolist()
+    return sorted(order[held:]), sorted(order[:held])
+
+
 def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
     """Per-class pixel counts of the (untransformed) training labels, for class weighting."""
     counts = torch.zeros(num_classes, dtype=torch.long)
@@ -179,6 +195,9 @@ class SegmentationTask:
         self.config = config
         self.info: DatasetInfo | None = None
         self.loss_weights: torch.Tensor | None = None
+        # With --select-fraction: the validation data, scored once at the end (the trainer reads this).
+        self.report_set: Dataset | None = None
+        self.selection: dict[str, Any] | None = None
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
@@ -190,13 +209,24 @@ class SegmentationTask:
         val = self.validation_dataset()
         train.preload(progress=False)
         self.info = train.info
+        validation: Dataset = val
+        if config.select_fraction > 0:  # choose on held-out training images; report on val, untouched
+            kept, held = carve_selection(len(train), config.select_fraction)
+            source = build_dataset(config.data, "train", transform=eval_transforms(), cache=False)
+            validation = Subset(source, held)
+            validation.info = source.info  # type: ignore[attr-defined]
+            self.report_set = val
+            self.selection = {"fraction": config.select_fraction, "seed": SELECTION_SEED, "indices": held}
+            pool = Subset(train, kept)
+            pool.info = train.info  # type: ignore[attr-defined]
+            train = pool
         subset = labelled_subset(train, config.labels_fraction, config.seed)
         if config.class_weights != "none":
             from pixelwise.engine.optim import class_weights
 
             counts = label_pixel_counts(subset, self.info.num_classes)
             self.loss_weights = class_weights(counts, config.class_weights)
-        return subset, val
+        return subset, validation
 
     def validation_dataset(self) -> Dataset:
         """Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory."""
@@ -278,4 +308,12 @@ class SegmentationTask:
         return f"val mIoU {scores['mean_iou']:.4f} pixel acc {scores['pixel_acc']:.4f}"
 
     def metadata(self) -> dict[str, Any]:
-        return {"dataset": self.info.to_metadata()}
+        chosen = (
+            f"the selection split ({len(self.selection['indices'])} held-out training images)"
+            if self.selection
+            else "the validation data"
+        )
+        meta = {"dataset": self.info.to_metadata(), "best_chosen_on": chosen}
+        if self.selection:
+            meta["selection"] = self.selection
+        return meta

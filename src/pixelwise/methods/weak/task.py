@@ -38,7 +38,12 @@ class TagLocalisationTask(SegmentationTask):
         config, info = self.config, self.info
         assert info is not None, "datasets() first: the number of classes comes from the data"
         reject_unused_options(
-            config, arch="zoomout", regularizer="none", class_weights="none", loss_sampling=1.0
+            config,
+            arch="zoomout",
+            regularizer="none",
+            class_weights="none",
+            loss_sampling=1.0,
+            select_fraction=0.0,
         )
         model = TagLocaliser(
             TagLocaliserConfig(config.backbone, info.num_classes, config.in_channels, config.head_width)

@@ -83,7 +83,9 @@ class ZoomOutTask(SegmentationTask):
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
-        reject_unused_options(config, regularizer="none", class_weights="none", loss_sampling=1.0)
+        reject_unused_options(
+            config, regularizer="none", class_weights="none", loss_sampling=1.0, select_fraction=0.0
+        )
         if config.freeze != "backbone" or config.recalibrate_bn:
             raise ValueError(
                 "zoomout trains on descriptors computed once from a fixed backbone: keep --freeze backbone, and "
