@@ -23,3 +23,13 @@ def camvid_root() -> Path:
             "CamVid not found at ../shared/data/camvid (only CI and developer machines have ../shared)"
         )
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test reads CamVid exactly when it is marked ``camvid``: a clone without ../shared skips those only."""
+    for item in items:
+        reads = "camvid_root" in getattr(item, "fixturenames", ())
+        marked = item.get_closest_marker("camvid") is not None
+        if reads != marked:
+            problem = "uses camvid_root without" if reads else "has no camvid_root but carries"
+            raise pytest.UsageError(f"{item.nodeid}: {problem} @pytest.mark.camvid")

@@ -154,7 +154,6 @@ def test_poly_and_step_schedules() -> None:
     assert [round(learning_rate(step, 1.0, i * 10, 100, 10), 6) for i in (0, 2, 4)] == [1.0, 0.1, 0.01]
 
 
-@pytest.mark.camvid
 @pytest.mark.slow
 def test_poly_time_schedule_anneals_over_the_time_budget() -> None:
     config = TrainConfig(data="synthetic", schedule="poly-time", time_limit=10.0, poly_power=1.0)
@@ -178,6 +177,7 @@ def test_minutes_trained_survive_a_resume(tmp_path: Path) -> None:
     assert second["epoch"] > 1 and second["minutes_trained"] > first["minutes_trained"]
 
 
+@pytest.mark.camvid
 def test_train_and_eval_on_a_few_real_camvid_frames(tmp_path: Path, camvid_root: Path) -> None:
     """Real data through the whole loop: 6 train / 3 val CamVid frames via list files, at quarter resolution."""
     from pixelwise.data import CAMVID_INFO

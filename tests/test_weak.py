@@ -85,6 +85,7 @@ def test_localise_points_then_train_on_the_points(tmp_path: Path) -> None:
     )
     scores = json.loads((tmp_path / "loc" / "metrics.json").read_text())
     assert 0 <= scores["point_precision"] <= 1 and scores["points"] > 0
+    assert scores["tag_loss"] > 0 and scores["neg_tag_loss"] == -scores["tag_loss"]  # what chooses best
     points = tmp_path / "points"
     assert main(["weak", "points", "--checkpoint", str(tmp_path / "loc"), *data, "--points-per-class", "3",
                  "--output", str(points)]) == 0  # fmt: skip
@@ -97,3 +98,12 @@ def test_localise_points_then_train_on_the_points(tmp_path: Path) -> None:
     train = ["train", "--data", str(points / "train.txt"), "--val-data", "synthetic:16:48x64", *common[:-2]]
     assert main([*train, "--epochs", "1", "--output", str(tmp_path / "seg")]) == 0
     assert main(["eval", "--checkpoint", str(tmp_path / "loc"), *data]) == 2  # not a segmenter: one line
+
+
+def test_classes_that_choose_the_same_cell_keep_the_higher_scoring_point() -> None:
+    from pixelwise.methods.weak.task import resolve_collisions
+
+    points = torch.tensor([[1, 0, 0], [2, 0, 0], [2, 3, 4], [0, 3, 4], [1, 5, 5]])
+    scores = torch.tensor([0.2, 0.9, 0.1, float("-inf"), 0.5])  # -inf: a background point
+    kept = resolve_collisions(points, scores)
+    assert kept.tolist() == [[2, 0, 0], [2, 3, 4], [1, 5, 5]]
