@@ -6,7 +6,7 @@ bf16 autocast, 180x240 crops of half-resolution frames. Validation colorizes the
 (network at half resolution, colour upsampled) and reports PSNR against the grey baseline and RMSE ab.
 
 Each loss variant writes benchmarks/results/colorization_pretrain/<tag>.json and keeps its run folder
-runs/bench/colorization/<tag> (whose best.safetensors the transfer study loads); reruns skip finished runs and
+runs/bench/colorization/<tag> (whose last.safetensors the transfer study loads); reruns skip finished runs and
 resume interrupted ones. Usage:
 
     python benchmarks/colorization_pretrain.py                      # hue/chroma histograms, 30 epochs

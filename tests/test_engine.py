@@ -144,6 +144,12 @@ def test_class_weights() -> None:
     inverse = class_weights(counts, "inverse-frequency")
     assert inverse[[0, 1, 3]].mean() == pytest.approx(1.0)
     assert class_weights(counts, "none") is None
+    # Median frequency counts each class over the images where it is present (Eigen & Fergus), not globally:
+    # class 1 covers 80% of the one image it is in (global frequency: 80 / 300).
+    per_image = torch.tensor([[10, 0, 90], [20, 80, 0], [10, 0, 90]])
+    median = class_weights(per_image, "median-frequency")
+    frequency = torch.tensor([40 / 300, 80 / 100, 180 / 200], dtype=torch.float64)
+    torch.testing.assert_close(median.double(), frequency.median() / frequency, rtol=1e-6, atol=0)
 
 
 def test_poly_and_step_schedules() -> None:

@@ -64,21 +64,26 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def class_weights(pixel_counts: torch.Tensor, mode: str) -> torch.Tensor | None:
-    """Loss weights from per-class pixel counts of the training labels.
+    """Loss weights from per-class pixel counts of the training labels: [C] in total, or [N, C] per image.
 
-    median-frequency (Eigen & Fergus; SegNet's CamVid weights): w_c = median(f) / f_c with f_c the class frequency
-    over the images where c is present, approximated here by the global frequency;
-    inverse-frequency (Mostajabi zoom-out §3.2): w_c proportional to 1 / f_c, normalised to mean 1.
-    Classes never seen get weight 0 (they cannot be learnt and must not blow up the loss).
+    median-frequency (Eigen & Fergus; SegNet's CamVid weights): w_c = median(f) / f_c, with f_c the pixels of
+    class c over the pixels of the images where c is present (per-image counts needed; with totals only, the
+    global frequency stands in for it); inverse-frequency (Mostajabi zoom-out §3.2): w_c proportional to 1 / f_c
+    with the global frequency, normalised to mean 1. Classes never seen get weight 0 (they cannot be learnt and
+    must not blow up the loss).
     """
     if mode == "none":
         return None
-    freq = pixel_counts.double() / pixel_counts.sum().clamp(min=1)
-    present = freq > 0
-    weights = torch.zeros_like(freq)
+    counts = pixel_counts.double().reshape(-1, pixel_counts.shape[-1])  # [N, C]
+    total = counts.sum(0)
+    present = total > 0
+    weights = torch.zeros_like(total)
     if mode == "median-frequency":
+        pixels_of_images_with = ((counts > 0).double() * counts.sum(1, keepdim=True)).sum(0)
+        freq = total / pixels_of_images_with.clamp(min=1)
         weights[present] = freq[present].median() / freq[present]
     elif mode == "inverse-frequency":
+        freq = total / total.sum().clamp(min=1)
         weights[present] = 1 / freq[present]
         weights[present] /= weights[present].mean()
     else:

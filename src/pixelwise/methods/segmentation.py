@@ -64,14 +64,14 @@ def carve_selection(count: int, fraction: float) -> tuple[list[int], list[int]]:
 
 
 def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
-    """Per-class pixel counts of the (untransformed) training labels, for class weighting."""
-    counts = torch.zeros(num_classes, dtype=torch.long)
+    """Per-image, per-class pixel counts [N, C] of the (untransformed) training labels, for class weighting."""
     indices = dataset.indices if isinstance(dataset, Subset) else range(len(dataset))
     base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    rows = []
     for index in indices:
         label = base.load_label(index).long().flatten()  # untransformed, as stored
-        counts += torch.bincount(label[label < num_classes], minlength=num_classes)
-    return counts
+        rows.append(torch.bincount(label[label < num_classes], minlength=num_classes))
+    return torch.stack(rows) if rows else torch.zeros(0, num_classes, dtype=torch.long)
 
 
 LOSS_CELL = 32  # Long §3.3.4 samples the loss per final-layer cell, i.e. per 32x32 block of the output
