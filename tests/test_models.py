@@ -173,8 +173,23 @@ def test_vgg_classifier_is_convolutionalised(tmp_path) -> None:
     flat = torch.randn(fc6.out_channels, fc6.in_channels * 9)
     path = tmp_path / "vgg.pth"
     torch.save({"classifier.0.weight": flat, "classifier.0.bias": torch.zeros(fc6.out_channels)}, path)
-    load_backbone_weights(backbone, path)
+    with pytest.raises(WeightsError, match="would stay random.*--allow-partial"):
+        load_backbone_weights(backbone, path)  # fc6 alone: most of the backbone would stay random
+    load_backbone_weights(backbone, path, allow_partial=True)
     torch.testing.assert_close(backbone.fc.fc6.weight, flat.reshape(fc6.weight.shape))
+
+
+def test_weights_of_another_depth_are_refused_although_every_shared_name_fits(tmp_path, capsys) -> None:
+    import torchvision
+
+    path = tmp_path / "resnet34.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in torchvision.models.resnet34(weights=None).state_dict().items()},
+        str(path),
+    )
+    with pytest.raises(WeightsError, match=r"layer1\.2\..*that this backbone lacks"):
+        load_backbone_weights(create_backbone("resnet18"), path)
+    assert "loaded 120 of the backbone's 120 tensors; 0 left at their initial value; 96 in the file not used" in capsys.readouterr().out
 
 
 class _Exploit:

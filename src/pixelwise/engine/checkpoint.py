@@ -161,6 +161,12 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: checkpoint metadata is not a JSON object")
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    for name, tensor in model.items():  # a diverged run's weights would "evaluate" to a constant prediction
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"{path}: tensor {name} holds NaN/inf values; the run diverged before this was saved (use an "
+                "earlier checkpoint, or retrain with a lower --lr)"
+            )
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     optim = None
     if "optimizer" in meta:

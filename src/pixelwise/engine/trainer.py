@@ -229,6 +229,24 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
         sampler.set_epoch(epoch)
 
 
+# What a resume may change: how long to train and how this process runs, never what is trained or how.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "time_limit", "resume", "device", "threads", "workers", "log_every", "num_examples", "eval_every"}
+)
+
+
+def require_same_config(saved: dict[str, Any], given: dict[str, Any], path: Path) -> None:
+    """Refuse a --resume whose flags differ from the run's (a new --lr would jump the schedule mid-run)."""
+    changed = sorted(k for k in given if k in saved and saved[k] != given[k] and k not in RESUMABLE_CHANGES)
+    if changed:
+        shown = ", ".join(f"--{k.replace('_', '-')} {saved[k]!r} -> {given[k]!r}" for k in changed)
+        raise TrainingError(
+            f"--resume: {shown} differ from the run in {path.parent}; resume with its options (only "
+            f"{', '.join('--' + k.replace('_', '-') for k in sorted(RESUMABLE_CHANGES - {'resume'}))} may "
+            "change) or start a new --output"
+        )
+
+
 class Trainer:
     """Owns one run: datasets, model, optimiser, loop, evaluation and checkpoints."""
 
@@ -340,6 +358,7 @@ class Trainer:
             raise TrainingError(str(err)) from err
         if not isinstance(checkpoint.meta.get("state"), dict):
             raise TrainingError(f"{path}: no training state in this checkpoint, so it cannot be resumed")
+        require_same_config(checkpoint.meta.get("config", {}), self.config.to_dict(), path)
         try:
             self.model.load_state_dict(checkpoint.model_state)
             if checkpoint.optimizer_state is not None:
@@ -351,14 +370,7 @@ class Trainer:
                 f"was started with (see {path.with_suffix('.json')})"
             ) from err
         self.state = TrainState.from_dict(checkpoint.meta["state"])
-        if self.state.step_in_epoch:
-            saved = checkpoint.meta.get("config", {})
-            for key in ("batch_size", "accumulate", "data"):
-                if key in saved and saved[key] != getattr(self.config, key):
-                    raise TrainingError(
-                        f"{path} was saved mid-epoch with --{key.replace('_', '-')} {saved[key]}; resume with the "
-                        f"same value (it decides which batches of the epoch are still to come)"
-                    )
+        if self.state.step_in_epoch:  # (batch size, accumulation and data were checked equal above)
             # The saved RNG state is the one after this epoch's DataLoader iterator drew its seed; train_one_epoch
             # restores it after creating the iterator, so the remaining batches see the same random numbers.
             self._resume_rng = checkpoint.rng_state
@@ -456,12 +468,12 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         config = self.config
+        if config.resume:  # first: a refused resume must leave the run's config.yaml as it was
+            self.resume()
         if self.dist.is_main:
             save_yaml(config.to_dict(), self.output / "config.yaml")
             if self.skipped:
                 (self.output / "skipped.txt").write_text("\n".join(self.skipped) + "\n")
-        if config.resume:
-            self.resume()
         iters_per_epoch = len(self.train_loader) // config.accumulate
         if iters_per_epoch == 0:
             raise TrainingError(

@@ -27,6 +27,10 @@ class InputNormalizer(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if not images.is_floating_point():  # uint8 would pass through unscaled and give a silently wrong answer
+            raise TypeError(
+                f"images must be floating-point in [0, 1], got {images.dtype}; convert with images.float() / 255"
+            )
         height, width = images.shape[-2:]
         if self.in_channels == 1 and images.shape[1] == 3:  # grey models take L = (R+G+B)/3 (Larsson §2.3.1)
             images = images.mean(dim=1, keepdim=True)

@@ -51,6 +51,8 @@ class SegmentationModel(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.num_classes < 1:
+            raise ValueError(f"num_classes must be at least 1, got {config.num_classes}")
         if config.arch not in TAPS:
             raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHITECTURES)}")
         self.config = config

@@ -90,11 +90,18 @@ def adapt_input_channels(weight: torch.Tensor, in_channels: int) -> torch.Tensor
     return mean.repeat(1, in_channels, 1, 1) * (weight.shape[1] / in_channels)
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
+CLASSIFIER_PREFIXES = ("fc.", "classifier.")  # a torchvision classifier: expected in the file, never loaded
+MIN_LOADED = 0.9  # below this fraction of the backbone's tensors loaded, a load is refused unless allowed
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, allow_partial: bool = False) -> list[str]:
     """Load a torchvision-style state dict into ``backbone``; returns the backbone keys left at random init.
 
-    Keys that do not exist in the backbone (e.g. the classifier ``fc``) are ignored; a shape mismatch or a file
-    that matches nothing is an error, because silently training from random weights wastes a CPU-day.
+    Prints what was loaded, what was left at its initial value and what in the file was not used. Refused (one
+    line, naming the file): a shape mismatch, a file that matches nothing, and, unless ``allow_partial``, a file
+    with backbone tensors this backbone lacks (e.g. a ResNet-34 into a ResNet-18, whose shared names all fit) or
+    one that leaves more than a tenth of the backbone at its initial value: silently training from partly random
+    weights wastes a CPU-day.
     """
     state = read_state_dict(path)
     if any(k.startswith("classifier.") for k in state):
@@ -117,5 +124,22 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> list[str]:
         raise WeightsError(
             f"{path}: no tensor matches the backbone's parameter names (is it the right architecture?)"
         )
+    missing = sorted(set(own) - set(usable))
+    unused = sorted(k for k in state if k not in own and not k.startswith(CLASSIFIER_PREFIXES))
+    print(
+        f"{path}: loaded {len(usable)} of the backbone's {len(own)} tensors; {len(missing)} left at their initial "
+        f"value; {len(unused)} in the file not used (besides a classifier)"
+    )
+    if not allow_partial and (unused or len(usable) < MIN_LOADED * len(own)):
+        detail = (
+            f"the file holds {', '.join(unused[:3])}, ... that this backbone lacks"
+            if unused
+            else (
+                f"{len(missing)} of {len(own)} backbone tensors ({', '.join(missing[:3])}, ...) would stay random"
+            )
+        )
+        raise WeightsError(
+            f"{path}: {detail}; is it another architecture? (--allow-partial loads what fits anyway)"
+        )
     backbone.load_state_dict(usable, strict=False)
-    return sorted(set(own) - set(usable))
+    return missing

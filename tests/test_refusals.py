@@ -1,0 +1,42 @@
+"""No silent wrong results (issue 17): a changed --resume, damaged checkpoints and misused models are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from test_engine import tiny_config
+
+from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from pixelwise.engine.trainer import Trainer, TrainingError
+from pixelwise.models import create_model
+
+
+@pytest.mark.slow
+def test_resume_with_changed_flags_is_refused_and_keeps_the_config(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    Trainer(tiny_config(run, epochs=2, time_limit=0.0)).fit()  # stops after epoch 1
+    before = (run / "config.yaml").read_text()
+    with pytest.raises(TrainingError, match=r"--lr 0.002 -> 0.5.*--optimizer 'adamw' -> 'sgd'"):
+        Trainer(tiny_config(run, epochs=2, lr=0.5, optimizer="sgd", resume=True)).fit()
+    assert (run / "config.yaml").read_text() == before  # a refused resume writes nothing
+    Trainer(tiny_config(run, epochs=3, resume=True)).fit()  # --epochs may change: extend the run
+    assert load_checkpoint(run / "last.safetensors").meta["state"]["epoch"] == 3
+
+
+def test_a_checkpoint_holding_nan_is_refused_at_load(tmp_path: Path) -> None:
+    model = create_model("fcn32s", "resnet18", num_classes=3)
+    state = model.state_dict()
+    state["head.scores.layer4.weight"][0, 0] = float("nan")
+    path = save_checkpoint(tmp_path / "bad.safetensors", state, {"model": model.config.to_dict()})
+    with pytest.raises(ValueError, match=r"bad.safetensors: .*head.scores.layer4.weight.*NaN"):
+        build_model_from_checkpoint(path)
+
+
+def test_models_refuse_integer_images_and_no_classes() -> None:
+    model = create_model("fcn8s", "resnet18", num_classes=3)
+    with pytest.raises(TypeError, match=r"floating.*\[0, 1\].*255"):
+        model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="num_classes"):
+        create_model("fcn8s", "resnet18", num_classes=0)
