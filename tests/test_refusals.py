@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_engine import tiny_config
 
 from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
 from pixelwise.engine.trainer import Trainer, TrainingError
 from pixelwise.models import create_model
+from test_engine import tiny_config
 
 
 @pytest.mark.slow
