@@ -36,3 +36,11 @@ def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, ca
     second = capsys.readouterr().out
     assert second.count("done already") == 4 and "training in" not in second
     assert first.split('"mean_iou":')[1].split(",")[0] == second.split('"mean_iou":')[1].split(",")[0]
+    # Changed options are never answered with the old run: refused, or rerun from the first changed stage on.
+    more = [*epochs[:-1], "3"]  # --train-epochs 3
+    assert main(["pipeline", *flags, *more]) == 2
+    assert "4-segmentation was run with other values of --epochs" in capsys.readouterr().err
+    assert main(["pipeline", *flags, *more, "--rerun-changed"]) == 0
+    third = capsys.readouterr().out
+    assert third.count("done already") == 3 and "4-segmentation moved to" in third
+    assert (out / "4-segmentation.replaced-1" / "metrics.json").is_file()  # the old stage is kept, not deleted

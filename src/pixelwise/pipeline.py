@@ -7,8 +7,10 @@
 5. evaluation and one self-contained HTML report: metrics, per-class IoU, confusion matrix, training curves,
    example predictions and colorizations.
 
-Every stage is a run folder under OUTPUT. A stage whose ``metrics.json`` exists is finished and skipped; one with a
-``last.safetensors`` only is resumed. So an interrupted pipeline continues with the same command.
+Every stage is a run folder under OUTPUT. A stage whose ``metrics.json`` exists and whose stored options equal the
+requested ones is finished and skipped; one with a ``last.safetensors`` only is resumed. So an interrupted pipeline
+continues with the same command; a changed one is refused, or with ``--rerun-changed`` reruns from the first changed
+stage on (old folders are moved aside, never deleted).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from pixelwise.data import has_splits, validation_spec
 from pixelwise.engine.config import (
@@ -37,18 +40,57 @@ class StageRun:
     name: str
     folder: Path
     score_key: str
+    rerun: bool = (
+        False  # trained afresh because its options (or an earlier stage) changed: later stages follow
+    )
 
 
-def run_stage(name: str, config: RunConfig, task: Task) -> StageRun:
-    """Train ``task`` in ``config.output`` unless it finished there before; resume it if it was interrupted."""
+# Options that say how a stage runs, not what it computes: a rerun may change them freely.
+HOW_NOT_WHAT = frozenset({"resume", "device", "threads", "workers", "log_every", "num_examples"})
+
+
+def changed_options(folder: Path, config: RunConfig) -> list[str]:
+    """Keys whose value in ``folder``'s stored config.yaml differs from ``config`` ([] if nothing is stored)."""
+    stored_path = folder / "config.yaml"
+    if not stored_path.is_file():
+        return []
+    stored = yaml.safe_load(stored_path.read_text()) or {}
+    wanted = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same YAML round trip (tuples -> lists)
+    return sorted(k for k in wanted if k not in HOW_NOT_WHAT and stored.get(k) != wanted[k])
+
+
+def move_aside(folder: Path) -> Path:
+    """Rename a stage folder to the first free ``NAME.replaced-N``: nothing already computed is deleted."""
+    index = 1
+    while (target := folder.with_name(f"{folder.name}.replaced-{index}")).exists():
+        index += 1
+    folder.rename(target)
+    return target
+
+
+def run_stage(
+    name: str, config: RunConfig, task: Task, rerun: bool = False, rerun_changed: bool = False
+) -> StageRun:
+    """Train ``task`` in ``config.output`` unless it finished there before with the same options; resume it if it
+    was interrupted. ``rerun`` (an earlier stage was rerun) or a change with ``rerun_changed`` starts it afresh."""
     folder = Path(config.output)
+    changed = changed_options(folder, config)
+    if changed and not (rerun or rerun_changed):
+        shown = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        raise ValueError(
+            f"[pipeline] {name}: {folder} was run with other values of {shown}; pass --rerun-changed to move it "
+            "aside and rerun it (and every later stage), or choose another --output"
+        )
+    rerun = rerun or bool(changed)
+    if rerun and folder.exists():
+        print(f"[pipeline] {name}: options changed, {folder} moved to {move_aside(folder)}")
     if (folder / "metrics.json").is_file():
-        print(f"[pipeline] {name}: done already ({folder}), skipped")
+        print(f"[pipeline] {name}: done already with these options ({folder}), skipped")
     else:
         config.resume = (folder / "last.safetensors").is_file()
         print(f"[pipeline] {name}: {'resuming' if config.resume else 'training'} in {folder}")
         Trainer(config, task).fit()
-    return StageRun(name, folder, task.score_key)
+    return StageRun(name, folder, task.score_key, rerun)
 
 
 def _shared(config: PipelineConfig) -> dict[str, Any]:
@@ -76,6 +118,11 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 
     out = Path(config.output)
     stages: list[StageRun] = []
+
+    def after(done: list[StageRun]) -> tuple[bool, bool]:
+        """(rerun: an earlier stage was rerun, rerun_changed) for the next stage."""
+        return any(s.rerun for s in done), config.rerun_changed
+
     init_from: Path | None = None
     if config.pretrain_epochs:
         from pixelwise.methods.colorization import ColorizationTask
@@ -88,7 +135,9 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             eval_every=max(1, config.pretrain_epochs // 2),
             **_shared(config),
         )
-        stages.append(run_stage("colorization pretraining", pretrain, ColorizationTask(pretrain)))
+        stages.append(
+            run_stage("colorization pretraining", pretrain, ColorizationTask(pretrain), *after(stages))
+        )
         init_from = stages[-1].folder / "last.safetensors"
     grey = init_from is not None  # colorization backbones see lightness (Larsson §3: grey fine-tuning)
     if config.mixmatch_epochs:
@@ -103,7 +152,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             labels_fraction=config.labels_fraction,
             **_shared(config),
         )
-        stages.append(run_stage("Mix-and-Match tuning", tune, MixMatchTask(tune)))
+        stages.append(run_stage("Mix-and-Match tuning", tune, MixMatchTask(tune), *after(stages)))
         init_from = stages[-1].folder / "last.safetensors"
     label_ae: Path | None = None
     if config.label_ae_epochs:
@@ -119,7 +168,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
             eval_every=max(1, config.label_ae_epochs // 2),
             **_shared(config),
         )
-        stages.append(run_stage("label autoencoder", ae, LabelAETask(ae)))
+        stages.append(run_stage("label autoencoder", ae, LabelAETask(ae), *after(stages)))
         label_ae = stages[-1].folder
     train = TrainConfig(
         data=config.data,
@@ -133,9 +182,10 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         eval_every=max(1, config.train_epochs // 4),
         regularizer="label-ae" if label_ae else "none",
         label_ae=str(label_ae) if label_ae else None,
+        select_fraction=config.select_fraction,
         **_shared(config),
     )
-    stages.append(run_stage("segmentation training", train, SegmentationTask(train)))
+    stages.append(run_stage("segmentation training", train, SegmentationTask(train), *after(stages)))
     colorizer = out / "1-colorization" / "last.safetensors" if config.pretrain_epochs else None
     return report(config, stages, colorizer)
 

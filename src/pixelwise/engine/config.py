@@ -510,3 +510,13 @@ class PipelineConfig:
     seed: int = option(0, "random seed of every stage")
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
     colorize_examples: int = option(4, "val images colorized for the report")
+    select_fraction: float = option(
+        0.0,
+        "segmentation stage: hold out this fraction of the training images to choose best.safetensors on, so the "
+        "report's split is never used to choose (see `train --select-fraction`)",
+    )
+    rerun_changed: bool = option(
+        False,
+        "a stage whose stored options differ from this command's is moved aside (to STAGE.replaced-N) and rerun, "
+        "with every later stage; without it such a pipeline is refused, naming the differences",
+    )
