@@ -40,3 +40,24 @@ def test_models_refuse_integer_images_and_no_classes() -> None:
         model(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
     with pytest.raises(ValueError, match="num_classes"):
         create_model("fcn8s", "resnet18", num_classes=0)
+
+
+def test_version_and_python_dash_m() -> None:
+    import subprocess
+    import sys
+
+    from pixelwise import __version__
+
+    for command in ([sys.executable, "-m", "pixelwise", "--version"],):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stdout.strip() == f"pixelwise {__version__}"
+
+
+def test_a_device_that_is_not_there_is_a_one_line_error() -> None:
+    from pixelwise.engine.distributed import resolve_device
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA GPU; use --device cpu"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="not a device name"):
+        resolve_device("gpu0")

@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
         "prediction, export.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    from pixelwise import __version__
+
+    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in commands.REGISTER:
         register(sub)
@@ -32,6 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as err:
+        if getattr(err, "signum", None) is not None:  # a training run stopped by Ctrl-C / SIGTERM, checkpoint kept
+            print(f"pixelwise {args.command}: {err}", file=sys.stderr)
+            return 128 + int(err.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+        print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         # Known failure modes (bad data, bad checkpoint, refused resume) end with one clear line, not a traceback.
         print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
