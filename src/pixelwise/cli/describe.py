@@ -13,7 +13,7 @@ labels are single-channel PNGs of class indices; 255 is ignored in every loss an
 
 
 def describe_dataset(spec: str | None, split: str, validate: bool) -> int:
-    from pixelwise.data import build_dataset
+    from pixelwise.data import build_dataset, has_splits
 
     if not spec:
         print(DATASET_FORMS)
@@ -21,7 +21,8 @@ def describe_dataset(spec: str | None, split: str, validate: bool) -> int:
     dataset = build_dataset(spec, split)
     info = dataset.info
     print(
-        f"{info.name} [{split}]: {len(dataset)} images, {info.num_classes} classes, ignore index {info.ignore_index}"
+        f"{info.name} [{split if has_splits(spec) else 'the whole list / folder'}]: {len(dataset)} images, "
+        f"{info.num_classes} classes, ignore index {info.ignore_index}"
     )
     if validate:
         problems = dataset.validate(progress=True)
