@@ -62,3 +62,24 @@ def test_confusion_png_is_valid(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == PNG_SIGNATURE
     with Image.open(path) as im:
         im.verify()
+
+
+def test_legend_names_exactly_the_classes_drawn_and_palettes_stay_apart() -> None:
+    import numpy as np
+
+    from pixelwise.data.info import default_palette
+    from pixelwise.report.images import add_legend
+
+    palette = default_palette(40)
+    assert len(set(palette)) == 40
+    # Every pair of the first 11 (CamVid-sized) colours differs clearly (the VOC palette had (128,0,0) vs (192,0,0)).
+    first = np.array(palette[:11], dtype=float)
+    gaps = np.abs(first[:, None] - first[None]).sum(-1)[np.triu_indices(11, 1)]
+    assert gaps.min() > 60
+    image = np.zeros((20, 200, 3), dtype=np.uint8)
+    labels = np.array([[0, 2], [2, 255]])
+    with_legend = add_legend(image, ["a", "b", "c"], palette, [labels])
+    assert with_legend.shape[0] > 20 and (with_legend[:20] == 0).all()  # the image itself is untouched
+    strip = with_legend[20:]
+    colours = {tuple(c) for c in strip.reshape(-1, 3)}
+    assert palette[0] in colours and palette[2] in colours and palette[1] not in colours  # only classes drawn

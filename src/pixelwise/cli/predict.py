@@ -13,7 +13,7 @@ from pixelwise.engine.checkpoint import build_model_from_checkpoint, inference_s
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
-from pixelwise.report.images import colorize_labels, overlay, save_png
+from pixelwise.report.images import add_legend, colorize_labels, overlay, save_png
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -56,8 +56,11 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         batch = image[None].to(device)  # grey models convert RGB to lightness themselves
         probs = predict_probabilities(model, batch, scales, config.flip, config.window)
         labels = probs.argmax(dim=1)[0].cpu()
-        written.append(save_png(colorize_labels(labels, palette), output / f"{path.stem}_labels.png"))
-        save_png(overlay(image, labels, palette, config.alpha), output / f"{path.stem}_overlay.png")
+        names = meta["dataset"]["class_names"]
+        coloured = add_legend(colorize_labels(labels, palette), names, palette, [labels])
+        written.append(save_png(coloured, output / f"{path.stem}_labels.png"))
+        shown = add_legend(overlay(image, labels, palette, config.alpha), names, palette, [labels])
+        save_png(shown, output / f"{path.stem}_overlay.png")
         save_png(labels.numpy().astype(np.uint8), output / f"{path.stem}_ids.png")
     print(f"wrote {len(written)} predictions to {output}")
     return written

@@ -43,18 +43,24 @@ class DatasetInfo:
         }
 
 
+# Kelly's colours of maximum contrast (Kelly 1965; white and black left out): neighbouring classes stay apart,
+# which the VOC bit-interleaving palette did not do (its classes 0 and 8 are (128,0,0) and (192,0,0)).
+KELLY = (
+    (243, 195, 0), (135, 86, 146), (243, 132, 0), (161, 202, 241), (190, 0, 50), (194, 178, 128), (132, 132, 130),
+    (0, 136, 86), (230, 143, 172), (0, 103, 165), (249, 147, 121), (96, 78, 151), (246, 166, 0), (179, 68, 108),
+    (220, 211, 0), (136, 45, 23), (141, 182, 0), (101, 69, 34), (226, 88, 34), (43, 61, 38),
+)  # fmt: skip
+
+
 def default_palette(n: int) -> tuple[RGB, ...]:
-    """The Pascal VOC bit-interleaving palette: deterministic and visually distinct for small n."""
-    colours = []
-    for i in range(n):
-        r = g = b = 0
-        c = i + 1  # skip black so that class 0 is visible on a black background
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        colours.append((r, g, b))
+    """Distinguishable colours for ``n`` classes: Kelly's 20, then golden-ratio hues at alternating brightness."""
+    import colorsys
+
+    colours = list(KELLY[:n])
+    for i in range(len(colours), n):
+        hue = (i * 0.618033988749895) % 1.0
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.85 if i % 2 else 0.55, 0.95 if (i // 2) % 2 else 0.7)
+        colours.append((round(r * 255), round(g * 255), round(b * 255)))
     return tuple(colours)
 
 

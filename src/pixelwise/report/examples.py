@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from pixelwise.data import DatasetInfo
-from pixelwise.report.images import overlay, save_panel
+from pixelwise.report.images import add_legend, overlay, save_panel, save_png
 
 
 def save_examples(
@@ -24,7 +26,10 @@ def save_examples(
             overlay(image, pred, info.palette, 0.6, info.ignore_index),
             overlay(image, label, info.palette, 0.6, info.ignore_index),
         ]
-        paths.append(
-            save_panel(panels, ["image", "prediction", "ground truth"], Path(folder) / f"{index:02d}.png")
-        )
+        titles = ["image", "prediction", "ground truth"]
+        panel = save_panel(panels, titles, Path(folder) / f"{index:02d}.png")
+        # The legend names every class drawn in either map, under the whole panel.
+        legend = add_legend(np.asarray(Image.open(panel)), info.class_names, info.palette, [pred, label],
+                            info.ignore_index)  # fmt: skip
+        paths.append(save_png(legend, panel))
     return paths

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,6 +85,36 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(path, format="PNG")
     return path
+
+
+def add_legend(
+    rgb: np.ndarray,
+    class_names: Sequence[str],
+    palette: Sequence[Color],
+    labels: Sequence[torch.Tensor | np.ndarray] = (),
+    ignore_index: int = 255,
+) -> np.ndarray:
+    """``rgb`` [H, W, 3] with a legend strip below: a swatch and the name of every class found in ``labels``
+    (all classes when none are given), wrapped to the image width."""
+    present = sorted({int(v) for lab in labels for v in np.unique(_to_numpy(lab))} - {ignore_index})
+    shown = [c for c in (present if labels else range(len(class_names))) if c < len(class_names)]
+    swatch, pad, line = 10, 4, 14
+    font = ImageFont.load_default()
+    width = rgb.shape[1]
+    x, y, items = pad, pad, []
+    for cls in shown:
+        text = class_names[cls]
+        advance = swatch + 4 + int(font.getlength(text)) + 3 * pad
+        if x + advance > width and x > pad:
+            x, y = pad, y + line
+        items.append((cls, text, x, y))
+        x += advance
+    strip = Image.new("RGB", (width, y + line + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for cls, text, x, y in items:
+        draw.rectangle([x, y + 1, x + swatch, y + 1 + swatch], fill=tuple(palette[cls]), outline=(0, 0, 0))
+        draw.text((x + swatch + 4, y), text, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(rgb, dtype=np.uint8), np.asarray(strip)], axis=0)
 
 
 def save_panel(images: Sequence[np.ndarray], titles: Sequence[str], path: str | Path) -> Path:
