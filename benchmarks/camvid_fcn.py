@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
+from pixelwise.methods.segmentation import segmentation_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -61,7 +62,7 @@ def run_one(arch: str, seed: int, args: argparse.Namespace, extra: dict) -> dict
         return done
     config = recipe(arch, seed, args.epochs, output, extra)
     started = time.time()
-    trainer = Trainer(config)
+    trainer = segmentation_trainer(config)
     scores = trainer.fit()  # a finished run only validates
     minutes = (time.time() - started) / 60
     flip_scores = tta_evaluation(trainer, (trainer.config.eval_scale,))

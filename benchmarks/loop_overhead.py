@@ -29,6 +29,7 @@ import torch
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import build_optimizer
 from pixelwise.engine.trainer import Trainer
+from pixelwise.methods.segmentation import segmentation_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, result_record, write_result  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
     shutil.rmtree(output, ignore_errors=True)  # a fresh run: resuming would skew the timing
     config = TrainConfig(**camvid_recipe(output, 0, amp=True, epochs=args.epochs, eval_every=0, log_every=5))
     started = time.time()
-    trainer = Trainer(config)
+    trainer = segmentation_trainer(config)
     trainer.fit()
     loop, iterations = loop_rate(trainer)
     bare = bare_rate(trainer, args.bare_steps)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pixelwise.cli.main import main
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.config import PretrainConfig, TrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.colorization import (
@@ -19,7 +19,8 @@ from pixelwise.methods.colorization import (
     gather_points,
     sparse_colour_loss,
 )
-from pixelwise.methods.segmentation import InitError
+from pixelwise.methods.kinds import build_model_from_checkpoint
+from pixelwise.methods.segmentation import InitError, segmentation_trainer
 from pixelwise.models.heads.hypercolumn import random_points
 
 TINY = "synthetic:24:48x64"
@@ -135,18 +136,20 @@ def segmentation_config(output: Path, **overrides) -> TrainConfig:
 
 def test_init_from_colorization_takes_the_backbone_and_a_new_head(pretrained, tmp_path: Path) -> None:
     run, _ = pretrained
-    trainer = Trainer(segmentation_config(tmp_path / "seg", init_from=str(run)))
+    trainer = segmentation_trainer(segmentation_config(tmp_path / "seg", init_from=str(run)))
     source = load_checkpoint(run).model_state
     for key, value in trainer.model.backbone.state_dict().items():
         assert torch.equal(value, source[f"taps.backbone.{key}"]), key
     assert trainer.base_lr == trainer.config.lr  # a new head is not staged training: no lr / 100
     with pytest.raises(InitError, match="--in-channels 1"):
-        Trainer(segmentation_config(tmp_path / "rgb", init_from=str(run), in_channels=3))
+        segmentation_trainer(segmentation_config(tmp_path / "rgb", init_from=str(run), in_channels=3))
 
 
 def test_frozen_backbone_keeps_weights_and_batchnorm_statistics(pretrained, tmp_path: Path) -> None:
     run, _ = pretrained
-    trainer = Trainer(segmentation_config(tmp_path / "frozen", init_from=str(run), freeze="backbone"))
+    trainer = segmentation_trainer(
+        segmentation_config(tmp_path / "frozen", init_from=str(run), freeze="backbone")
+    )
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()
     after = trainer.model.state_dict()
@@ -158,11 +161,11 @@ def test_frozen_backbone_keeps_weights_and_batchnorm_statistics(pretrained, tmp_
 
 
 def test_partial_freeze_trains_the_deeper_stages(tmp_path: Path) -> None:
-    trainer = Trainer(segmentation_config(tmp_path / "part", freeze="layer2"))
+    trainer = segmentation_trainer(segmentation_config(tmp_path / "part", freeze="layer2"))
     grads = {n: p.requires_grad for n, p in trainer.model.backbone.named_parameters()}
     assert not grads["conv1.weight"] and not grads["layer2.0.conv1.weight"] and grads["layer3.0.conv1.weight"]
     with pytest.raises(ValueError, match="not a stage"):
-        Trainer(segmentation_config(tmp_path / "bad", freeze="layer9"))
+        segmentation_trainer(segmentation_config(tmp_path / "bad", freeze="layer9"))
 
 
 def test_quantile_matching_gives_the_lightness_normalised_target_marginals() -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import class_weights, learning_rate
-from pixelwise.engine.trainer import Trainer, TrainingError
-from pixelwise.methods.segmentation import sample_loss_cells, segmentation_loss
+from pixelwise.engine.trainer import TrainingError
+from pixelwise.methods.kinds import build_model_from_checkpoint
+from pixelwise.methods.segmentation import sample_loss_cells, segmentation_loss, segmentation_trainer
 
 TINY = "synthetic:16:48x64"
 
@@ -37,7 +38,7 @@ def tiny_config(output: Path, **overrides) -> TrainConfig:
 
 @pytest.mark.slow
 def test_train_then_eval_end_to_end(tmp_path: Path) -> None:
-    scores = Trainer(tiny_config(tmp_path / "run", epochs=3, lr=5e-3)).fit()
+    scores = segmentation_trainer(tiny_config(tmp_path / "run", epochs=3, lr=5e-3)).fit()
     run = tmp_path / "run"
     for name in (
         "config.yaml",
@@ -58,10 +59,12 @@ def test_train_then_eval_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_resume_continues_exactly_where_it_stopped(tmp_path: Path) -> None:
-    straight = Trainer(tiny_config(tmp_path / "straight")).fit()
-    Trainer(tiny_config(tmp_path / "split", time_limit=0.0)).fit()  # stops (and checkpoints) after epoch 1
+    straight = segmentation_trainer(tiny_config(tmp_path / "straight")).fit()
+    segmentation_trainer(
+        tiny_config(tmp_path / "split", time_limit=0.0)
+    ).fit()  # stops (and checkpoints) after epoch 1
     assert load_checkpoint(tmp_path / "split" / "last.safetensors").meta["state"]["epoch"] == 1
-    resumed = Trainer(tiny_config(tmp_path / "split", resume=True)).fit()
+    resumed = segmentation_trainer(tiny_config(tmp_path / "split", resume=True)).fit()
     a = load_checkpoint(tmp_path / "straight" / "last.safetensors").model_state
     b = load_checkpoint(tmp_path / "split" / "last.safetensors").model_state
     assert a.keys() == b.keys()
@@ -74,13 +77,15 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path: Path) -> None:
     run = tmp_path / "run"
     save_checkpoint(run / "last.safetensors", {"w": torch.zeros(1)}, {"state": {}})
     with pytest.raises(TrainingError, match="already holds a run"):
-        Trainer(tiny_config(run, epochs=1)).fit()
+        segmentation_trainer(tiny_config(run, epochs=1)).fit()
 
 
 @pytest.mark.slow
 def test_staged_training_16s_from_32s_starts_from_the_parent(tmp_path: Path) -> None:
-    Trainer(tiny_config(tmp_path / "s32", arch="fcn32s", epochs=1)).fit()
-    child = Trainer(tiny_config(tmp_path / "s16", arch="fcn16s", epochs=1, init_from=str(tmp_path / "s32")))
+    segmentation_trainer(tiny_config(tmp_path / "s32", arch="fcn32s", epochs=1)).fit()
+    child = segmentation_trainer(
+        tiny_config(tmp_path / "s16", arch="fcn16s", epochs=1, init_from=str(tmp_path / "s32"))
+    )
     assert child.base_lr == pytest.approx(child.config.lr * 0.01)  # Long §3.3.4: lr / 100 at each upgrade
     parent_state = load_checkpoint(tmp_path / "s32").model_state
     key = "taps.backbone.layer4.1.conv2.weight"
@@ -175,10 +180,12 @@ def test_poly_time_schedule_anneals_over_the_time_budget() -> None:
 def test_minutes_trained_survive_a_resume(tmp_path: Path) -> None:
     """poly-time's clock continues across --resume, so the schedule does not restart."""
     out_of_time_after_epoch_1 = tiny_config(tmp_path / "run", schedule="poly-time", time_limit=1e-9)
-    Trainer(out_of_time_after_epoch_1).fit()
+    segmentation_trainer(out_of_time_after_epoch_1).fit()
     first = load_checkpoint(tmp_path / "run" / "last.safetensors").meta["state"]
     assert first["epoch"] == 1 and first["minutes_trained"] > 0
-    Trainer(tiny_config(tmp_path / "run", schedule="poly-time", time_limit=60.0, resume=True)).fit()
+    segmentation_trainer(
+        tiny_config(tmp_path / "run", schedule="poly-time", time_limit=60.0, resume=True)
+    ).fit()
     second = load_checkpoint(tmp_path / "run" / "last.safetensors").meta["state"]
     assert second["epoch"] > 1 and second["minutes_trained"] > first["minutes_trained"]
 
@@ -197,8 +204,8 @@ def test_train_and_eval_on_a_few_real_camvid_frames(tmp_path: Path, camvid_root:
     (tmp_path / "classes.txt").write_text("\n".join(CAMVID_INFO.class_names) + "\n")
     # CamVid's void (11) is outside 11 classes: the list-file route must say so rather than train on it.
     with pytest.raises(ValueError, match="11"):
-        Trainer(tiny_config(tmp_path / "bad", data=str(tmp_path / "train.txt"), epochs=1))
-    run = Trainer(
+        segmentation_trainer(tiny_config(tmp_path / "bad", data=str(tmp_path / "train.txt"), epochs=1))
+    run = segmentation_trainer(
         tiny_config(
             tmp_path / "run",
             data=f"camvid:{tmp_path}",
@@ -217,7 +224,7 @@ def test_train_and_eval_on_a_few_real_camvid_frames(tmp_path: Path, camvid_root:
 @pytest.mark.slow
 def test_grayscale_training_and_prediction(tmp_path: Path) -> None:
     """--in-channels 1 trains on lightness from the RGB data (the colorization-transfer setting)."""
-    scores = Trainer(tiny_config(tmp_path / "grey", in_channels=1, epochs=1)).fit()
+    scores = segmentation_trainer(tiny_config(tmp_path / "grey", in_channels=1, epochs=1)).fit()
     assert 0.0 <= scores["mean_iou"] <= 1.0
     model, meta = build_model_from_checkpoint(tmp_path / "grey")
     assert meta["model"]["in_channels"] == 1

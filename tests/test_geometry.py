@@ -196,7 +196,8 @@ def test_a_checkpoint_from_before_the_geometry_fix_is_refused_for_inference_but_
     tmp_path,
 ) -> None:
     """Format-1 heads were trained on misread cells: eval/predict refuse them; --init-from takes the backbone."""
-    from pixelwise.engine.checkpoint import build_model_from_checkpoint, save_checkpoint
+    from pixelwise.engine.checkpoint import save_checkpoint
+    from pixelwise.methods.kinds import build_model_from_checkpoint
     from pixelwise.methods.segmentation import init_from_checkpoint
 
     old = create_model("fcn32s", "resnet18", num_classes=3)

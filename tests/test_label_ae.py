@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from pixelwise.cli.main import main
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint
+from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.config import PretrainConfig, TrainConfig
 from pixelwise.engine.trainer import Trainer
+from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.methods.label_ae import (
     LabelAEConfig,
     LabelAETask,
@@ -24,7 +25,7 @@ from pixelwise.methods.label_ae import (
     load_label_autoencoder,
     one_hot_labels,
 )
-from pixelwise.methods.segmentation import SegmentationTask, init_from_checkpoint
+from pixelwise.methods.segmentation import SegmentationTask, init_from_checkpoint, segmentation_trainer
 from pixelwise.models import SegmentationModel, create_model
 from pixelwise.models.backbones import create_backbone
 
@@ -233,9 +234,9 @@ def test_unfrozen_and_random_decoders_are_trained(tmp_path: Path, label_ae, deco
 @pytest.mark.slow
 def test_resume_with_the_branch_is_exact(tmp_path: Path, label_ae) -> None:
     extra = dict(regularizer="label-ae", label_ae=str(label_ae[0]), label_ae_mode="encoder", epochs=2)
-    Trainer(seg_config(tmp_path / "straight", **extra)).fit()
-    Trainer(seg_config(tmp_path / "split", time_limit=0.0, **extra)).fit()  # stops after epoch 1
-    Trainer(seg_config(tmp_path / "split", resume=True, **extra)).fit()
+    segmentation_trainer(seg_config(tmp_path / "straight", **extra)).fit()
+    segmentation_trainer(seg_config(tmp_path / "split", time_limit=0.0, **extra)).fit()  # stops after epoch 1
+    segmentation_trainer(seg_config(tmp_path / "split", resume=True, **extra)).fit()
     a = load_checkpoint(tmp_path / "straight" / "last.safetensors").model_state
     b = load_checkpoint(tmp_path / "split" / "last.safetensors").model_state
     assert a.keys() == b.keys() and any(k.startswith("branch.") for k in a)

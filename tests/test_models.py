@@ -189,7 +189,10 @@ def test_weights_of_another_depth_are_refused_although_every_shared_name_fits(tm
     )
     with pytest.raises(WeightsError, match=r"layer1\.2\..*that this backbone lacks"):
         load_backbone_weights(create_backbone("resnet18"), path)
-    assert "loaded 120 of the backbone's 120 tensors; 0 left at their initial value; 96 in the file not used" in capsys.readouterr().out
+    assert (
+        "loaded 120 of the backbone's 120 tensors; 0 left at their initial value; 96 in the file not used"
+        in capsys.readouterr().out
+    )
 
 
 class _Exploit:

@@ -43,4 +43,6 @@ def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, ca
     assert main(["pipeline", *flags, *more, "--rerun-changed"]) == 0
     third = capsys.readouterr().out
     assert third.count("done already") == 3 and "4-segmentation moved to" in third
-    assert (out / "4-segmentation.replaced-1" / "metrics.json").is_file()  # the old stage is kept, not deleted
+    assert (
+        out / "4-segmentation.replaced-1" / "metrics.json"
+    ).is_file()  # the old stage is kept, not deleted

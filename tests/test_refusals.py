@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
-from pixelwise.engine.trainer import Trainer, TrainingError
+from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
+from pixelwise.engine.trainer import TrainingError
+from pixelwise.methods.kinds import build_model_from_checkpoint
+from pixelwise.methods.segmentation import segmentation_trainer
 from pixelwise.models import create_model
 from test_engine import tiny_config
 
@@ -16,12 +18,12 @@ from test_engine import tiny_config
 @pytest.mark.slow
 def test_resume_with_changed_flags_is_refused_and_keeps_the_config(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    Trainer(tiny_config(run, epochs=2, time_limit=0.0)).fit()  # stops after epoch 1
+    segmentation_trainer(tiny_config(run, epochs=2, time_limit=0.0)).fit()  # stops after epoch 1
     before = (run / "config.yaml").read_text()
     with pytest.raises(TrainingError, match=r"--lr 0.002 -> 0.5.*--optimizer 'adamw' -> 'sgd'"):
-        Trainer(tiny_config(run, epochs=2, lr=0.5, optimizer="sgd", resume=True)).fit()
+        segmentation_trainer(tiny_config(run, epochs=2, lr=0.5, optimizer="sgd", resume=True)).fit()
     assert (run / "config.yaml").read_text() == before  # a refused resume writes nothing
-    Trainer(tiny_config(run, epochs=3, resume=True)).fit()  # --epochs may change: extend the run
+    segmentation_trainer(tiny_config(run, epochs=3, resume=True)).fit()  # --epochs may change: extend the run
     assert load_checkpoint(run / "last.safetensors").meta["state"]["epoch"] == 3
 
 

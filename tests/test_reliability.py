@@ -41,7 +41,7 @@ from pixelwise.engine.trainer import (
     acquire_run_lock,
     release_run_lock,
 )
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.segmentation import SegmentationTask, segmentation_trainer
 
 RUN = dict(
     data="synthetic:16:32x32",
@@ -94,7 +94,7 @@ def _restore_torch_threads():
 def reference(tmp_path_factory) -> dict[str, torch.Tensor]:
     """Final weights of an uninterrupted run; every interrupted-and-resumed run must end with exactly these."""
     run = tmp_path_factory.mktemp("reference") / "run"
-    Trainer(config(run)).fit()
+    segmentation_trainer(config(run)).fit()
     assert not (run / LOCK_NAME).exists()  # released at the end
     return weights(run)
 
@@ -243,7 +243,7 @@ def test_a_second_run_or_resume_into_a_busy_folder_is_refused(tmp_path: Path, re
     lock = acquire_run_lock(run)  # as if another run were training there right now
     try:
         with pytest.raises(TrainingError, match="in use by another pixelwise run"):
-            Trainer(config(run, epochs=1, resume=resume)).fit()
+            segmentation_trainer(config(run, epochs=1, resume=resume)).fit()
         assert not (run / "last.safetensors").exists() and lock.exists()
     finally:
         release_run_lock(lock)
@@ -390,14 +390,14 @@ def test_bad_samples_stop_the_run_before_training_naming_the_first_and_counting_
     list_file = write_dataset(tmp_path / "data")
     break_samples(tmp_path / "data")
     with pytest.raises(DatasetError, match=r"s1\.png.*2 more bad sample.*--skip-bad"):
-        Trainer(config(tmp_path / "run", data=str(list_file), batch_size=2))
+        segmentation_trainer(config(tmp_path / "run", data=str(list_file), batch_size=2))
 
 
 def test_skip_bad_trains_on_the_good_samples_and_writes_a_report(tmp_path: Path, capsys) -> None:
     list_file = write_dataset(tmp_path / "data")
     break_samples(tmp_path / "data")
     run = tmp_path / "run"
-    trainer = Trainer(config(run, data=str(list_file), batch_size=2, epochs=1, skip_bad=True))
+    trainer = segmentation_trainer(config(run, data=str(list_file), batch_size=2, epochs=1, skip_bad=True))
     assert len(trainer.train_set) == 3 and len(trainer.val_set) == 3
     assert "left out 3 bad sample(s)" in capsys.readouterr().err
     trainer.fit()

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pixelwise.engine.checkpoint import load_checkpoint
-from pixelwise.engine.trainer import Trainer
-from pixelwise.methods.segmentation import carve_selection
+from pixelwise.methods.segmentation import carve_selection, segmentation_trainer
 from test_engine import tiny_config
 
 
@@ -26,7 +25,7 @@ def test_best_is_chosen_on_the_selection_split_and_val_is_scored_once_by_the_las
     tmp_path: Path,
 ) -> None:
     run = tmp_path / "run"
-    trainer = Trainer(tiny_config(run, epochs=2, select_fraction=0.25))
+    trainer = segmentation_trainer(tiny_config(run, epochs=2, select_fraction=0.25))
     assert len(trainer.train_set) == 12 and len(trainer.val_set) == 4  # 16 synthetic images: 4 held out
     scores = trainer.fit()
     assert scores["model"] == "last" and "mean_iou" in scores["selection"]
@@ -47,7 +46,7 @@ def test_eval_and_predict_default_to_the_training_eval_scale_and_agree(tmp_path:
     import torch
     from PIL import Image
 
-    from pixelwise.cli.evaluate import evaluate_checkpoint
+    from pixelwise.evaluation import evaluate_checkpoint
     from pixelwise.cli.predict import predict_images
     from pixelwise.data import build_dataset
     from pixelwise.engine.config import EvalConfig, PredictConfig
@@ -64,7 +63,9 @@ def test_eval_and_predict_default_to_the_training_eval_scale_and_agree(tmp_path:
     (labels / "classes.txt").write_text("\n".join(scenes.info.class_names) + "\n")
     data = f"folders:{images}:{labels}"
     run = tmp_path / "run"
-    Trainer(tiny_config(run, data=data, val_data=data, epochs=1, eval_scale=0.5, crop=[64, 96])).fit()
+    segmentation_trainer(
+        tiny_config(run, data=data, val_data=data, epochs=1, eval_scale=0.5, crop=[64, 96])
+    ).fit()
     scored = evaluate_checkpoint(EvalConfig(checkpoint=str(run / "last.safetensors"), data=data))
     assert scored["scales"] == [0.5] and "end of training" in scored["chosen"]
     predict_images(

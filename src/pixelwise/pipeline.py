@@ -192,7 +192,7 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 
 def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | None) -> dict[str, Any]:
     """Evaluate the segmentation model and write OUTPUT/report/report.html with every stage's curves."""
-    from pixelwise.cli.evaluate import evaluate_checkpoint
+    from pixelwise.evaluation import evaluate_checkpoint
     from pixelwise.report.curves import plot_training_curves
 
     folder = Path(config.output) / "report"
@@ -223,7 +223,7 @@ def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | Non
 def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) -> list[Path]:
     """Grey | colorization | original panels for the first val images."""
     from pixelwise.data import build_dataset
-    from pixelwise.engine.checkpoint import build_model_from_checkpoint
+    from pixelwise.methods.kinds import build_model_from_checkpoint
     from pixelwise.report.images import save_colorization_panel
 
     model, _ = build_model_from_checkpoint(checkpoint)

@@ -10,7 +10,6 @@ from tqdm import tqdm
 from pixelwise.cli.predict import expand_inputs
 from pixelwise.data.color import rgb_to_hcl
 from pixelwise.data.validation import load_image
-from pixelwise.engine.checkpoint import build_model_from_checkpoint
 from pixelwise.engine.config import ColorizeConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.methods.colorization import psnr
@@ -19,6 +18,7 @@ from pixelwise.methods.colorization.histogram_transfer import (
     global_histograms,
     quantile_match,
 )
+from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.report.images import save_colorization_panel, save_png, to_uint8_image
 
 GREY_CHROMA = 2 / 255  # an input whose chroma never exceeds this is grey: there is no truth to compare with

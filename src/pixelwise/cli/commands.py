@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from pixelwise.cli.options import add_dataclass_arguments, build_config
+from pixelwise.cli.options import add_dataclass_arguments, build_config, checked_flag
 from pixelwise.engine.config import (
     ColorizeConfig,
     DepthConfig,
@@ -52,8 +52,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
+    from pixelwise.methods.segmentation import SegmentationTask
 
-    scores = train(build_config(TrainConfig, args))
+    config = build_config(TrainConfig, args)
+    scores = train(config, SegmentationTask(config))
     print(json.dumps({k: scores[k] for k in ("mean_iou", "pixel_acc", "mean_acc", "fw_iou")}, indent=2))
     return 0
 
@@ -125,7 +127,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from pixelwise.cli.evaluate import evaluate_checkpoint
+    from pixelwise.evaluation import evaluate_checkpoint
 
     evaluate_checkpoint(build_config(EvalConfig, args))
     return 0
@@ -223,7 +225,12 @@ def register_models(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--rf", metavar="NAME", help="print the receptive-field table of NAME (alexnet, vgg16, resnet18...)"
     )
-    parser.add_argument("--num-classes", type=int, default=11, help="classes used for the parameter counts")
+    parser.add_argument(
+        "--num-classes",
+        default=11,
+        help="classes used for the parameter counts (>= 1)",
+        **checked_flag(int, minimum=1),
+    )
     parser.set_defaults(run=run_models)
 
 

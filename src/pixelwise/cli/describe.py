@@ -38,6 +38,11 @@ def describe_dataset(spec: str | None, split: str, validate: bool) -> int:
     total = counts.sum().item()
     for name, count in zip([*info.class_names, "(ignored)"], counts.tolist()):
         print(f"  {name:>16s}: {100 * count / total:6.2f}% of pixels")
+    # Every label was decoded above, so the dataset-wide 0/255 check costs nothing here even without --validate.
+    problem = dataset.label_set_problem() if hasattr(dataset, "label_set_problem") else None
+    if problem is not None:
+        print(f"  PROBLEM {problem}")
+        return 1
     return 0
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from pixelwise.engine.checkpoint import build_model_from_checkpoint
 from pixelwise.engine.config import ExportConfig
 from pixelwise.engine.export import export_onnx, onnx_max_difference
+from pixelwise.methods.kinds import build_model_from_checkpoint
 
 
 def export_checkpoint(config: ExportConfig) -> float | None:

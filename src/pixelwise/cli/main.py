@@ -36,12 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except RuntimeError as err:
-        if getattr(err, "signum", None) is not None:  # a training run stopped by Ctrl-C / SIGTERM, checkpoint kept
+        # A training run stopped by Ctrl-C / SIGTERM (its checkpoint kept) exits as the signal would.
+        if getattr(err, "signum", None) is not None:
             print(f"pixelwise {args.command}: {err}", file=sys.stderr)
             return 128 + int(err.signum)  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
         print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, FileNotFoundError) as err:
         # Known failure modes (bad data, bad checkpoint, refused resume) end with one clear line, not a traceback.
         print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -9,10 +9,11 @@ import torch
 from tqdm import tqdm
 
 from pixelwise.data.validation import IMAGE_EXTENSIONS, load_image
-from pixelwise.engine.checkpoint import build_model_from_checkpoint, inference_scales
+from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
+from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.report.images import add_legend, colorize_labels, overlay, save_png
 
 

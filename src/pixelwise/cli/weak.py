@@ -55,8 +55,8 @@ def run_localise(args: argparse.Namespace) -> int:
 
 def run_points(args: argparse.Namespace) -> int:
     from pixelwise.data import build_dataset, eval_transforms
-    from pixelwise.engine.checkpoint import build_model_from_checkpoint
     from pixelwise.engine.distributed import resolve_device
+    from pixelwise.methods.kinds import build_model_from_checkpoint
     from pixelwise.methods.weak import write_point_labels
 
     config = build_config(WeakPointsConfig, args)

@@ -80,7 +80,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         raise ValueError(f"--device {name!r}: not a device name (use auto, cpu, cuda or cuda:N)") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: this machine has no usable CUDA GPU; use --device cpu (or auto)")
+            raise ValueError(
+                f"--device {name}: this machine has no usable CUDA GPU; use --device cpu (or auto)"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
     return device

@@ -3,7 +3,7 @@
 One code path for one process and for ``torchrun``: each process takes its share of the same seeded order, the
 model is wrapped in DDP with cross-process BatchNorm (so N processes train as one process with N times the batch
 would), metrics are all-reduced and only rank 0 writes logs, PNGs and checkpoints. What is trained and how
-it is scored comes from a :class:`~pixelwise.engine.task.Task` (supervised segmentation by default).
+it is scored comes from a :class:`~pixelwise.engine.task.Task` (a method's; the engine knows none of them).
 
 Reliability: a run holds ``OUTPUT/.lock`` (one run per folder); SIGINT/SIGTERM finish the current step and save
 ``last.safetensors`` with the position inside the epoch, so ``--resume`` continues bit-exactly (on CPU with the
@@ -231,7 +231,17 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
 
 # What a resume may change: how long to train and how this process runs, never what is trained or how.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "time_limit", "resume", "device", "threads", "workers", "log_every", "num_examples", "eval_every"}
+    {
+        "epochs",
+        "time_limit",
+        "resume",
+        "device",
+        "threads",
+        "workers",
+        "log_every",
+        "num_examples",
+        "eval_every",
+    }
 )
 
 
@@ -250,11 +260,7 @@ def require_same_config(saved: dict[str, Any], given: dict[str, Any], path: Path
 class Trainer:
     """Owns one run: datasets, model, optimiser, loop, evaluation and checkpoints."""
 
-    def __init__(self, config: RunConfig, task: Task | None = None) -> None:
-        if task is None:
-            from pixelwise.methods.segmentation import SegmentationTask
-
-            task = SegmentationTask(config)  # type: ignore[arg-type]
+    def __init__(self, config: RunConfig, task: Task) -> None:
         self.config = config
         self.task = task
         self.dist, self.device = setup_runtime(config)
@@ -686,6 +692,6 @@ class Trainer:
         return scores
 
 
-def train(config: RunConfig, task: Task | None = None) -> dict[str, Any]:
-    """Run a training job described by ``config`` (supervised segmentation unless a task is given)."""
+def train(config: RunConfig, task: Task) -> dict[str, Any]:
+    """Run the training job ``task`` describes, with the loop options of ``config``."""
     return Trainer(config, task).fit()

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.engine.config import DepthConfig
-from pixelwise.engine.distributed import mean_over_processes
+from pixelwise.engine.distributed import all_reduce_sum, mean_over_processes
 from pixelwise.engine.inference import rescale
 from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
 from pixelwise.metrics import DepthErrors
@@ -121,7 +121,7 @@ class DepthTask(SegmentationTask):
                 model(small)["depth"], size=truth.shape[-2:], mode="bilinear", align_corners=False
             )
             errors.update(depth, truth)
-        return errors.scores(), []
+        return errors.scores(all_reduce_sum), []
 
     def save_examples(self, examples: list[Any], folder: Path) -> None:
         return None

@@ -24,6 +24,7 @@ from pixelwise.engine.checkpoint import has_current_geometry, load_checkpoint, w
 from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.engine.evaluate import EvalOptions, evaluate
+from pixelwise.engine.trainer import Trainer
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
 
@@ -317,3 +318,9 @@ class SegmentationTask:
         if self.selection:
             meta["selection"] = self.selection
         return meta
+
+
+def segmentation_trainer(config: TrainConfig) -> Trainer:
+    """The common case in one line: the training loop running supervised segmentation (``Trainer(config,
+    SegmentationTask(config))``)."""
+    return Trainer(config, SegmentationTask(config))

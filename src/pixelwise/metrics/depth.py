@@ -8,9 +8,9 @@ default here (``relative_to="prediction"`` reproduces the thesis's convention).
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
 
-from pixelwise.engine.distributed import all_reduce_sum
+import torch
 
 _SUMS = ("count", "squared", "squared_log", "abs_rel", "sq_rel", "delta1", "delta2", "delta3")
 
@@ -45,9 +45,11 @@ class DepthErrors:
         ]
         self.sums += torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.sums.device)
 
-    def scores(self) -> dict[str, float]:
-        """The means over every pixel seen (summed across processes first)."""
-        sums = dict(zip(_SUMS, all_reduce_sum(self.sums.clone()).tolist()))
+    def scores(self, reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+        """The means over every pixel seen; ``reduce`` sums the sums across processes first (distributed
+        evaluation passes its all-reduce; metrics stay free of any process group)."""
+        totals = self.sums.clone() if reduce is None else reduce(self.sums.clone())
+        sums = dict(zip(_SUMS, totals.tolist()))
         count = max(sums["count"], 1.0)
         return {
             "rmse": (sums["squared"] / count) ** 0.5,

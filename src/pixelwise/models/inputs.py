@@ -27,7 +27,8 @@ class InputNormalizer(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if not images.is_floating_point():  # uint8 would pass through unscaled and give a silently wrong answer
+        # uint8 would pass through unscaled and give a silently wrong answer
+        if not images.is_floating_point():
             raise TypeError(
                 f"images must be floating-point in [0, 1], got {images.dtype}; convert with images.float() / 255"
             )

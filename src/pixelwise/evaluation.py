@@ -1,4 +1,7 @@
-"""``pixelwise eval``: score a checkpoint on a labelled split; JSON of all metrics + confusion-matrix PNG."""
+"""Score a checkpoint on a labelled split: JSON of all metrics, confusion-matrix PNG, HTML report.
+
+The library function behind ``pixelwise eval`` and the pipeline's final report (both call it; it calls neither).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.checkpoint import (
-    build_model_from_checkpoint,
-    inference_scales,
-    resolve_checkpoint,
-    selection_note,
-)
+from pixelwise.engine.checkpoint import inference_scales, resolve_checkpoint, selection_note
 from pixelwise.engine.config import EvalConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
+from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.metrics import scores_to_json
 from pixelwise.report.examples import save_examples
 from pixelwise.report.html import write_report
@@ -45,6 +44,9 @@ def evaluate_checkpoint(
         raise ValueError(
             f"{config.data} has classes {list(dataset.info.class_names)} but {checkpoint} was trained on {trained_classes}"
         )
+    check = getattr(dataset, "check", None)
+    if check is not None:  # as training does: a bad file, or 0/255 masks whose foreground is ignored, stops
+        check()  # the evaluation up front instead of skewing its scores (decoded once: the dataset caches)
     scales, scales_from = inference_scales(config.scales, meta)
     chosen = selection_note(checkpoint, meta, config.data, config.split)
     print(f"scoring {chosen}; scales {scales} ({scales_from})")
