@@ -46,10 +46,10 @@ def test_eval_and_predict_default_to_the_training_eval_scale_and_agree(tmp_path:
     import torch
     from PIL import Image
 
-    from pixelwise.evaluation import evaluate_checkpoint
     from pixelwise.cli.predict import predict_images
     from pixelwise.data import build_dataset
     from pixelwise.engine.config import EvalConfig, PredictConfig
+    from pixelwise.evaluation import evaluate_checkpoint
     from pixelwise.metrics.confusion import confusion_matrix, segmentation_scores
 
     scenes = build_dataset("synthetic:6:64x96", "val")

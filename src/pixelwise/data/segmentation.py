@@ -16,6 +16,7 @@ from tqdm import tqdm
 from pixelwise.data.info import DatasetInfo
 from pixelwise.data.validation import (
     DatasetError,
+    binary_mask_message,
     check_label,
     check_same_size,
     load_image,
@@ -37,6 +38,8 @@ class SegmentationDataset(Dataset):
 
     Bad files raise :class:`DatasetError` naming the file; :meth:`preload` and :meth:`check` look at every
     sample first and, inside :func:`~pixelwise.data.validation.skip_bad_samples`, drop the bad ones instead.
+    They (and :meth:`validate`) also refuse a dataset whose labels hold nothing but 0 and the ignore value 255:
+    every file passes on its own, yet the foreground of such 0/255 binary masks would never be trained or scored.
     """
 
     def __init__(
@@ -57,6 +60,8 @@ class SegmentationDataset(Dataset):
         self.cache = cache
         self.label_map = dict(label_map or {})  # raw file value -> class id, e.g. CamVid void 11 -> 255
         self._cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.pairs)
+        # Class ids present in each decoded label (after label_map), for the dataset-wide 0/255 check.
+        self._values: list[frozenset[int] | None] = [None] * len(self.pairs)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -93,6 +98,7 @@ class SegmentationDataset(Dataset):
             for raw, mapped in self.label_map.items():
                 label[raw_label == raw] = mapped
         check_label(label, label_path, self.info.num_classes, self.info.ignore_index)
+        self._values[index] = frozenset(np.flatnonzero(np.bincount(label.ravel(), minlength=256)).tolist())
         image_t = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         label_t = torch.from_numpy(label.astype(np.uint8))
         if self.size is not None and tuple(image_t.shape[-2:]) != tuple(self.size):
@@ -122,6 +128,9 @@ class SegmentationDataset(Dataset):
                 self.load_uint8(index)
             except DatasetError as exc:
                 problems[index] = str(exc)
+        binary = self.label_set_problem()
+        if binary is not None:  # the whole dataset is wrong: no sample can be skipped to fix it
+            raise DatasetError(binary)
         if not problems:
             return
         first = next(iter(problems.values()))
@@ -145,6 +154,7 @@ class SegmentationDataset(Dataset):
         self.pairs = [self.pairs[i] for i in keep]
         self.names = [self.names[i] for i in keep]
         self._cache = [self._cache[i] for i in keep]
+        self._values = [self._values[i] for i in keep]
 
     def validate(self, progress: bool = False) -> list[str]:
         """Check every sample; return one message per bad sample (empty list = all good)."""
@@ -154,4 +164,19 @@ class SegmentationDataset(Dataset):
                 self.load_uint8(index)
             except DatasetError as exc:
                 problems.append(str(exc))
-        return problems
+        binary = self.label_set_problem()
+        return problems if binary is None else [*problems, binary]
+
+    def label_set_problem(self) -> str | None:
+        """The refusal of 0/255 binary masks, judged on the labels decoded so far; None when they look fine.
+
+        One file holding only 0 and 255 may be a background-only image with a void border; every file doing so
+        is a mask format in which 255 meant foreground, yet 255 is what losses and metrics ignore.
+        """
+        ignore = self.info.ignore_index
+        decoded = [(pair[1], v) for pair, v in zip(self.pairs, self._values) if v is not None]
+        present = frozenset().union(*(v for _, v in decoded))
+        if ignore != 255 or present != {0, ignore}:
+            return None
+        example = next(path for path, values in decoded if ignore in values)
+        return binary_mask_message(example, len(decoded), ignore)

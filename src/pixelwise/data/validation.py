@@ -16,6 +16,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+# Lossy compression blends neighbouring class ids into values no annotator wrote (fake classes along every
+# edge), so these are refused as label maps; the decoded format is checked too, whatever the file is called.
+LOSSY_LABEL_EXTENSIONS = (".jpg", ".jpeg", ".webp")
+_LOSSY_FORMATS = ("JPEG", "MPO", "WEBP")
 
 
 # Full-scale value per high-bit-depth PIL mode ("I" is how older Pillow opens 16-bit PNGs; "F" is assumed 0..1).
@@ -116,7 +120,10 @@ def load_label(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarra
     Palette-mode PNGs are read as their indices (the Pascal VOC convention). RGB/RGBA labels are accepted
     only when all channels are equal (a grey image saved as RGB); real colour labels are rejected.
     """
-    img = _upright(_open(path, "label"), path, "label")  # same orientation handling as the image
+    opened = _open(path, "label")
+    if opened.format in _LOSSY_FORMATS:  # before _upright: a transposed copy no longer knows its format
+        raise DatasetError(_lossy_label_message(path, opened.format))
+    img = _upright(opened, path, "label")  # same orientation handling as the image
     if img.mode in ("RGB", "RGBA"):
         rgb = np.asarray(img.convert("RGB"))
         if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
@@ -132,6 +139,13 @@ def load_label(path: Path, palette: Sequence[tuple[int, int, int]]) -> np.ndarra
     return np.asarray(img).astype(np.int64)
 
 
+def _lossy_label_message(path: Path, kind: str) -> str:
+    return (
+        f"{path}: label is a lossy {kind} file; compression invents class ids along every edge, so label maps "
+        f"must be lossless: re-export it from the original annotations as a PNG of class indices"
+    )
+
+
 def _colour_label_message(path: Path, rgb: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> str:
     colours = np.unique(rgb.reshape(-1, 3), axis=0)
     shown = ", ".join(str(tuple(int(v) for v in c)) for c in colours[:4])
@@ -143,6 +157,16 @@ def _colour_label_message(path: Path, rgb: np.ndarray, palette: Sequence[tuple[i
         f"{matched} of them are in this dataset's palette). Labels must be single-channel PNGs of class "
         f"indices: convert by mapping each colour to its class index (palette: {table}; other colours "
         f"-> 255 = ignore) and save in mode 'L'."
+    )
+
+
+def binary_mask_message(path: Path, files: int, ignore_index: int) -> str:
+    """Why a dataset whose label files hold only 0 and the ignore value 255 is refused (``path``: one of them)."""
+    return (
+        f"{path}: the {files} label file(s) checked hold only the values 0 and {ignore_index}, the format of "
+        f"binary masks saved as 0/255; {ignore_index} is the ignore value, so every foreground pixel would be "
+        f"left out of training and scoring; save the masks as class ids 0/1 (e.g. mask // 255), with "
+        f"{ignore_index} only for void pixels"
     )
 
 
@@ -184,13 +208,17 @@ def resolve_inside(root: Path, entry: str, list_file: Path, line_no: int) -> Pat
 
 
 def parse_list_file(list_file: Path) -> list[tuple[Path, Path]]:
-    """Read "image label" lines (blank lines and ``#`` comments allowed) into resolved path pairs."""
+    """Read "image label" lines (blank lines and ``#`` comments allowed) into resolved path pairs.
+
+    Labels in a lossy format (``LOSSY_LABEL_EXTENSIONS``) are refused here, before anything is decoded.
+    """
     try:
         text = list_file.read_text(encoding="utf-8")
     except OSError as exc:
         raise DatasetError(f"{list_file}: cannot read list file ({exc}); check the path") from exc
     root = list_file.parent
     pairs = []
+    lossy: list[tuple[int, str]] = []  # (line, label entry) of labels in a lossy format
     for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -202,10 +230,17 @@ def parse_list_file(list_file: Path) -> list[tuple[Path, Path]]:
                 f"{len(fields)} in {line!r}; paths with spaces are not supported"
             )
         pairs.append(tuple(resolve_inside(root, f, list_file, line_no) for f in fields))
+        if Path(fields[1]).suffix.lower() in LOSSY_LABEL_EXTENSIONS:
+            lossy.append((line_no, fields[1]))
     if not pairs:
         raise DatasetError(
             f"{list_file}: list file has no samples; add lines 'image-path label-path' relative to {root}"
         )
+    if lossy and skip_report() is None:  # inside skip_bad_samples() load_label drops and reports each one
+        line_no, entry = lossy[0]
+        more = f" ({len(lossy)} lossy label files in all)" if len(lossy) > 1 else ""
+        kind = "WebP" if entry.lower().endswith(".webp") else "JPEG"
+        raise DatasetError(f"{list_file}:{line_no}: {_lossy_label_message(Path(entry), kind)}{more}")
     return pairs
 
 

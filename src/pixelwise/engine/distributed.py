@@ -58,6 +58,20 @@ def mean_over_processes(value: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def agree_max(dist_info: DistInfo, device: torch.device, *values: float) -> list[float]:
+    """Each value's maximum over ranks, on every rank, in one small all-reduce (a flag's maximum is "any")."""
+    if not dist_info.enabled:
+        return [float(v) for v in values]
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
+
+
+def agree_any(dist_info: DistInfo, device: torch.device, *flags: bool) -> list[bool]:
+    """Flags true on any rank are true on every rank, so all ranks act alike (stop after the same step)."""
+    return [bool(v) for v in agree_max(dist_info, device, *flags)]
+
+
 def close_distributed() -> None:
     """Leave the process group before the interpreter exits. Left to interpreter teardown, gloo's threads can be
     destroyed while still joinable and abort the process (``terminate called without an active exception``,

@@ -33,10 +33,13 @@ class NeighboursConfig:
     data: str = option("", "dataset spec: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
     query_split: str = option("val", "split whose label maps are the queries")
     database_split: str = option("train", "split searched for neighbours")
-    queries: int = option(6, "query label maps, evenly spaced over the query split")
-    k: int = option(3, "neighbours shown per query")
+    queries: int = option(6, "query label maps, evenly spaced over the query split", minimum=1)
+    k: int = option(3, "neighbours shown per query", minimum=1)
     size: list[int] | None = option(
-        None, "resize label maps to H W at load (all maps must share one size; default: as stored)"
+        None,
+        "resize label maps to H W at load (all maps must share one size; default: as stored)",
+        length=2,
+        minimum=1,
     )
     output: str = option("neighbours", "folder for neighbours.png, one panel per query and neighbours.json")
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")

@@ -131,13 +131,22 @@ class DiagnoseConfig:
     data: str = option("", "labelled data: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
     split: str = option("val", "split whose patches are scored")
     base_size: list[int] | None = option(
-        None, "resize images at load to H W (default: the M&M run's --base-size, else as stored)"
+        None,
+        "resize images at load to H W (default: the M&M run's --base-size, else as stored)",
+        length=2,
+        minimum=1,
     )
-    patches_per_image: int | None = option(None, "patches per image (default: the M&M run's, else 10)")
-    patch_sides: list[int] | None = option(None, "min max patch side in pixels (default: the M&M run's)")
-    patch_size: int | None = option(None, "side patches are resized to (default: the M&M run's)")
-    images: int | None = option(None, "score only the first N images of the split")
-    seed: int = option(0, "seed of the patch draw (every checkpoint is scored on the same patches)")
+    patches_per_image: int | None = option(
+        None, "patches per image (default: the M&M run's, else 10)", minimum=1
+    )
+    patch_sides: list[int] | None = option(
+        None, "min max patch side in pixels (default: the M&M run's)", length=2, minimum=1
+    )
+    patch_size: int | None = option(None, "side patches are resized to (default: the M&M run's)", minimum=1)
+    images: int | None = option(None, "score only the first N images of the split", minimum=1)
+    seed: int = option(
+        0, "seed of the patch draw (every checkpoint is scored on the same patches)", minimum=0
+    )
     output: str = option("diagnose.json", "JSON file written with the scores of every checkpoint")
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
 
