@@ -63,3 +63,12 @@ def test_a_device_that_is_not_there_is_a_one_line_error() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="not a device name"):
         resolve_device("gpu0")
+
+
+def test_a_list_file_in_the_current_folder_is_read(tmp_path: Path, monkeypatch) -> None:
+    from pixelwise.data.validation import parse_list_file
+
+    (tmp_path / "list.txt").write_text("images/a.png labels/a.png\n")
+    monkeypatch.chdir(tmp_path)
+    ((image, label),) = parse_list_file(Path("list.txt"))
+    assert image == tmp_path / "images" / "a.png" and label == tmp_path / "labels" / "a.png"

@@ -197,8 +197,9 @@ def resolve_inside(root: Path, entry: str, list_file: Path, line_no: int) -> Pat
 
     The check is lexical, so symlinks inside the dataset folder keep working.
     """
-    joined = os.path.normpath(os.path.join(root, entry))
-    root_str = os.path.normpath(root)
+    # Absolute, still lexical: a list in the current folder has root "." (which no joined path starts with).
+    joined = os.path.abspath(os.path.join(root, entry))
+    root_str = os.path.abspath(root)
     if os.path.isabs(entry) or os.path.commonpath([joined, root_str]) != root_str:
         raise DatasetError(
             f"{list_file}:{line_no}: path {entry!r} points outside {root_str}; list-file "
