@@ -24,9 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.trainer import Trainer
-from pixelwise.methods.segmentation import segmentation_trainer
+from pixelwise.methods.segmentation import TrainConfig, segmentation_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402

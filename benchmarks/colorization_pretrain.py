@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from pixelwise.engine.config import PretrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.colorization import ColorizationTask
+from pixelwise.methods.pretrain import PretrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, parse_overrides, result_record, write_result  # noqa: E402

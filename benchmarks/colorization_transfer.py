@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from pixelwise.data import build_dataset
-from pixelwise.engine.config import TrainConfig
+from pixelwise.methods.segmentation import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, fit_and_record, parse_overrides  # noqa: E402

@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from pixelwise.data import build_dataset
-from pixelwise.engine.config import PretrainConfig, TrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.label_ae import LabelAETask
 from pixelwise.methods.label_ae.neighbours import NeighboursConfig, retrieve_neighbours
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.pretrain import PretrainConfig
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, parse_overrides, result_record, write_result  # noqa: E402

@@ -26,10 +26,9 @@ from pathlib import Path
 
 import torch
 
-from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import build_optimizer
 from pixelwise.engine.trainer import Trainer
-from pixelwise.methods.segmentation import segmentation_trainer
+from pixelwise.methods.segmentation import TrainConfig, segmentation_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, result_record, write_result  # noqa: E402

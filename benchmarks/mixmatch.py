@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixelwise.engine.config import TrainConfig, TuneConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.mixmatch import DiagnoseConfig, MixMatchTask, diagnose
+from pixelwise.methods.mixmatch.config import TuneConfig
+from pixelwise.methods.segmentation import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colorization_transfer import epochs_for, pretrained_checkpoint, recipe  # noqa: E402

@@ -42,10 +42,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 from pixelwise.models.inputs import InputNormalizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -25,9 +25,10 @@ import time
 from pathlib import Path
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.config import TrainConfig, WeakLocaliseConfig
 from pixelwise.engine.trainer import Trainer
+from pixelwise.methods.segmentation import TrainConfig
 from pixelwise.methods.weak import TagLocalisationTask, write_point_labels
+from pixelwise.methods.weak.config import WeakLocaliseConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, fit_and_record  # noqa: E402

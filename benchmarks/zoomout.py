@@ -36,9 +36,9 @@ import math
 import sys
 from pathlib import Path
 
-from pixelwise.engine.config import TrainConfig, ZoomOutConfig
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 from pixelwise.methods.zoomout import ZoomOutTask
+from pixelwise.methods.zoomout.config import ZoomOutConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, camvid_recipe, fit_and_record, parse_overrides  # noqa: E402

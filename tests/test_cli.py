@@ -11,7 +11,8 @@ from PIL import Image
 from pixelwise.cli.commands import REGISTER
 from pixelwise.cli.main import build_parser, main
 from pixelwise.cli.options import build_config
-from pixelwise.engine.config import ConfigError, TrainConfig
+from pixelwise.engine.config import ConfigError
+from pixelwise.methods.segmentation import TrainConfig
 
 SUBCOMMANDS = (
     "train",

@@ -10,7 +10,6 @@ import torch
 
 from pixelwise.cli.main import main
 from pixelwise.engine.checkpoint import load_checkpoint
-from pixelwise.engine.config import PretrainConfig, TrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.colorization import (
     ColorizationModel,
@@ -20,7 +19,8 @@ from pixelwise.methods.colorization import (
     sparse_colour_loss,
 )
 from pixelwise.methods.kinds import build_model_from_checkpoint
-from pixelwise.methods.segmentation import InitError, segmentation_trainer
+from pixelwise.methods.pretrain import PretrainConfig
+from pixelwise.methods.segmentation import InitError, TrainConfig, segmentation_trainer
 from pixelwise.models.heads.hypercolumn import random_points
 
 TINY = "synthetic:24:48x64"

@@ -9,11 +9,15 @@ import pytest
 import torch
 
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.optim import class_weights, learning_rate
 from pixelwise.engine.trainer import TrainingError
 from pixelwise.methods.kinds import build_model_from_checkpoint
-from pixelwise.methods.segmentation import sample_loss_cells, segmentation_loss, segmentation_trainer
+from pixelwise.methods.segmentation import (
+    TrainConfig,
+    sample_loss_cells,
+    segmentation_loss,
+    segmentation_trainer,
+)
 
 TINY = "synthetic:16:48x64"
 

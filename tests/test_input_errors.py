@@ -260,7 +260,7 @@ def test_bad_config_files_are_one_line_errors(tmp_path: Path, text: str, needle:
 
 def test_config_values_are_converted_like_flags(tmp_path: Path) -> None:
     from pixelwise.cli.options import build_config
-    from pixelwise.engine.config import TrainConfig
+    from pixelwise.methods.segmentation import TrainConfig
 
     config_file = tmp_path / "run.yaml"
     config_file.write_text(

@@ -11,7 +11,6 @@ import torch
 
 from pixelwise.cli.main import main
 from pixelwise.engine.checkpoint import load_checkpoint
-from pixelwise.engine.config import PretrainConfig, TrainConfig
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.methods.label_ae import (
@@ -25,7 +24,13 @@ from pixelwise.methods.label_ae import (
     load_label_autoencoder,
     one_hot_labels,
 )
-from pixelwise.methods.segmentation import SegmentationTask, init_from_checkpoint, segmentation_trainer
+from pixelwise.methods.pretrain import PretrainConfig
+from pixelwise.methods.segmentation import (
+    SegmentationTask,
+    TrainConfig,
+    init_from_checkpoint,
+    segmentation_trainer,
+)
 from pixelwise.models import SegmentationModel, create_model
 from pixelwise.models.backbones import create_backbone
 

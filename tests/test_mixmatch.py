@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from pixelwise.cli.main import main
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
-from pixelwise.engine.config import TrainConfig, TuneConfig
 from pixelwise.methods.colorization import ColorizationModel, ColorizerConfig
 from pixelwise.methods.mixmatch import (
     MixMatchConfig,
@@ -26,7 +25,8 @@ from pixelwise.methods.mixmatch import (
     sample_patches,
     triplet_loss,
 )
-from pixelwise.methods.segmentation import SegmentationTask
+from pixelwise.methods.mixmatch.config import TuneConfig
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 
 TINY = "synthetic:16:48x64"
 BACKBONE_PREFIX = "taps.backbone."

@@ -32,11 +32,10 @@ from pixelwise.data import DatasetError, build_dataset
 from pixelwise.data.validation import load_image, load_label
 from pixelwise.engine import checkpoint as checkpoint_module
 from pixelwise.engine.checkpoint import CheckpointWriteError, load_checkpoint, save_checkpoint
-from pixelwise.engine.config import TrainConfig
 from pixelwise.engine.errors import NAN_SKIP_LIMIT, TrainingError
 from pixelwise.engine.runlock import LOCK_NAME, acquire_run_lock, release_run_lock
 from pixelwise.engine.trainer import Trainer
-from pixelwise.methods.segmentation import SegmentationTask, segmentation_trainer
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig, segmentation_trainer
 
 RUN = dict(
     data="synthetic:16:32x32",

@@ -10,9 +10,9 @@ from tqdm import tqdm
 from pixelwise.cli.predict import expand_inputs
 from pixelwise.data.color import rgb_to_hcl
 from pixelwise.data.validation import load_image
-from pixelwise.engine.config import ColorizeConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.methods.colorization import psnr
+from pixelwise.methods.colorization.config import ColorizeConfig
 from pixelwise.methods.colorization.histogram_transfer import (
     energy_adjuster,
     global_histograms,

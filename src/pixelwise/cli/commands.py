@@ -7,17 +7,13 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config, checked_flag
-from pixelwise.engine.config import (
-    ColorizeConfig,
-    DepthConfig,
-    EvalConfig,
-    ExportConfig,
-    PipelineConfig,
-    PredictConfig,
-    PretrainConfig,
-    TrainConfig,
-    ZoomOutConfig,
-)
+from pixelwise.engine.config import EvalConfig, ExportConfig, PredictConfig
+from pixelwise.methods.colorization.config import ColorizeConfig
+from pixelwise.methods.depth import DepthConfig
+from pixelwise.methods.pretrain import PretrainConfig
+from pixelwise.methods.segmentation import TrainConfig
+from pixelwise.methods.zoomout.config import ZoomOutConfig
+from pixelwise.pipeline import PipelineConfig
 
 
 def add_config_command(

@@ -10,7 +10,7 @@ import argparse
 import json
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.engine.config import TuneConfig
+from pixelwise.methods.mixmatch.config import TuneConfig
 
 
 def register_tune(sub: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.engine.config import WeakLocaliseConfig, WeakPointsConfig
+from pixelwise.methods.weak.config import WeakLocaliseConfig, WeakPointsConfig
 
 
 def register_weak(sub: argparse._SubParsersAction) -> None:

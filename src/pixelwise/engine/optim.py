@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelwise.engine.config import TrainConfig
+from pixelwise.engine.config import RunConfig
 
 
-def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+def parameter_groups(model: nn.Module, config: RunConfig) -> list[dict]:
     """Weights get weight decay; biases and norm parameters get none and ``bias_lr_mult`` x lr (FCN's recipe)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -21,7 +21,7 @@ def parameter_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     ]
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, config: RunConfig, lr: float) -> torch.optim.Optimizer:
     groups = parameter_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=config.momentum)
@@ -29,7 +29,7 @@ def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.o
 
 
 def learning_rate(
-    config: TrainConfig,
+    config: RunConfig,
     base_lr: float,
     iteration: int,
     total: int,
@@ -50,7 +50,7 @@ def learning_rate(
     return base_lr
 
 
-def require_time_limit(config: TrainConfig) -> float:
+def require_time_limit(config: RunConfig) -> float:
     if not config.time_limit or config.time_limit <= 0:
         raise ValueError(
             "--schedule poly-time anneals over --time-limit MINUTES: set a positive --time-limit"

@@ -22,13 +22,37 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.engine.config import DepthConfig
+from pixelwise.engine.config import option
 from pixelwise.engine.distributed import all_reduce_sum, mean_over_processes
 from pixelwise.engine.inference import rescale
-from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
+from pixelwise.methods.segmentation import (
+    SegmentationTask,
+    TrainConfig,
+    load_backbone_from_run,
+    reject_unused_options,
+)
 from pixelwise.metrics import DepthErrors
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
+
+
+@dataclass
+class DepthConfig(TrainConfig):
+    """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
+
+    output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
+    scale: list[float] = option(
+        [1.0, 1.0],
+        "random scale jitter range before cropping; off by default: zooming an image changes its apparent "
+        "distance, which its metric depth targets do not follow",
+        length=2,
+        exclusive_minimum=0,
+    )
+    relative_to: str = option(
+        "ground-truth",
+        "divisor of AbsRel and SqRel: the ground truth (standard) or the prediction (the thesis' convention)",
+        choices=("ground-truth", "prediction"),
+    )
 
 
 @dataclass(frozen=True)

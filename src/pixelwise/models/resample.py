@@ -43,8 +43,8 @@ def _resample_dim(x: torch.Tensor, dim: int, count: int, target: Grid, source: G
 
 def resample(x: torch.Tensor, source: Grid, target: Grid, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resampling of ``x`` [..., h, w] on ``source`` to ``size`` cells of ``target`` (both dimensions)."""
-    x = _resample_dim(x, x.dim() - 2, int(size[0]), target, source)
-    return _resample_dim(x, x.dim() - 1, int(size[1]), target, source)
+    x = _resample_dim(x, x.dim() - 2, size[0], target, source)
+    return _resample_dim(x, x.dim() - 1, size[1], target, source)
 
 
 def sample_at_pixels(feature: torch.Tensor, source: Grid, points: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,6 @@ from tqdm import tqdm
 
 from pixelwise.data import build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.data.color import rgb_to_hcl, rgb_to_lab
-from pixelwise.engine.config import PretrainConfig
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.colorization.decoding import ab_rmse, psnr
 from pixelwise.methods.colorization.losses import (
@@ -30,6 +29,7 @@ from pixelwise.methods.colorization.losses import (
     uniform_centres,
 )
 from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
+from pixelwise.methods.pretrain import PretrainConfig
 from pixelwise.models.heads.hypercolumn import random_points
 from pixelwise.models.weights import load_backbone_weights
 

@@ -19,9 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
-from pixelwise.engine.config import PretrainConfig
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.label_ae.model import LabelAEConfig, LabelAutoencoder
+from pixelwise.methods.pretrain import PretrainConfig
 from pixelwise.methods.segmentation import labelled_subset, segmentation_loss
 from pixelwise.metrics import confusion_matrix, segmentation_scores
 

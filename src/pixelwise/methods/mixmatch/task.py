@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.engine.checkpoint import load_checkpoint
-from pixelwise.engine.config import TuneConfig
+from pixelwise.methods.mixmatch.config import TuneConfig
 from pixelwise.methods.mixmatch.diagnose import centroid_diagnostic, patch_features
 from pixelwise.methods.mixmatch.graph import TRIPLET_SAMPLERS
 from pixelwise.methods.mixmatch.loss import triplet_loss

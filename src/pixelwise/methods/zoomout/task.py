@@ -20,7 +20,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.data import build_dataset, eval_transforms
-from pixelwise.engine.config import ZoomOutConfig
 from pixelwise.engine.distributed import all_reduce_sum, resolve_device
 from pixelwise.engine.inference import rescale
 from pixelwise.engine.optim import class_weights
@@ -31,6 +30,7 @@ from pixelwise.methods.segmentation import (
     reject_unused_options,
     segmentation_loss,
 )
+from pixelwise.methods.zoomout.config import ZoomOutConfig
 from pixelwise.methods.zoomout.model import SuperpixelZoomOut, SuperpixelZoomOutConfig
 from pixelwise.methods.zoomout.superpixels import majority_labels
 from pixelwise.metrics import confusion_matrix, segmentation_scores

@@ -1,0 +1,69 @@
+"""The ``pixelwise pretrain`` command's options, shared by its two self-supervised methods: colorization
+(Larsson Ch. 3) and the label autoencoder (Mostajabi et al. 2018 §3.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pixelwise.engine.config import RunConfig, option
+
+
+@dataclass
+class PretrainConfig(RunConfig):
+    """Self-supervised pretraining on images without labels (``pixelwise pretrain``)."""
+
+    method: str = option(
+        "colorization",
+        "pretext task: colorization (images, Larsson) or label-ae (an autoencoder of the training label maps "
+        "alone, Mostajabi 2018 §3.1)",
+        choices=("colorization", "label-ae"),
+    )
+    output: str = option(
+        "runs/pretrain", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples"
+    )
+    splits: list[str] = option(
+        ["train", "val"],
+        "splits of --data whose images (never labels) are used for pretraining; validation uses split 'val' "
+        "(label-ae reads the 'train' labels only)",
+    )
+    scale: list[float] = option(
+        [1.0, 1.5],
+        "random scale jitter range before cropping (>= 1 so crops never need padding)",
+        length=2,
+        exclusive_minimum=0,
+    )
+    color_jitter: float = option(
+        0.0, "brightness/contrast/saturation jitter (0: keep the colours to predict)", minimum=0
+    )
+    loss: str = option(
+        "hue-chroma",
+        "colorization target: hue/chroma histograms (Eq. 2.3), Lab a/b histograms, or L2 regression on ab",
+        choices=("hue-chroma", "lab", "l2"),
+    )
+    samples: int = option(
+        128, "sparse hypercolumn points per image per step (Larsson Table 2.1: 64-256)", minimum=1
+    )
+    window: int = option(7, "R x R window of the target histograms (R = 1: plain log loss)", minimum=1)
+    hidden: int = option(1024, "width of the hypercolumn head's hidden layer", minimum=1)
+    taps: list[str] = option([], "backbone stages in the hypercolumn (default: all stages)")
+    label_ae_width: int = option(
+        32,
+        "label-ae: bottleneck width naming the autoencoder (§3.1): 32 (all layers 32), 128 (32, 128 x4) or "
+        "256 (32, 128 x3, 256)",
+        choices=(32, 128, 256),
+    )
+    label_ae_depth: int = option(
+        5, "label-ae: 3x3 conv layers in the encoder and the mirrored decoder (§3.1: 5)", minimum=1
+    )
+    labels_fraction: float = option(
+        1.0,
+        "label-ae: fraction of the train label maps it learns from (the seeded subset `train` uses)",
+        exclusive_minimum=0,
+        maximum=1,
+    )
+    label_ae_stride: int | None = option(
+        None,
+        "label-ae: code stride, 2^(depth-1) (pools between the convs; default) or 2^depth (one more pool); "
+        "match it to the backbone layer the regulariser reads",
+        minimum=1,
+    )
