@@ -45,6 +45,7 @@ RESUMABLE_CHANGES = frozenset(
         "log_every",
         "num_examples",
         "eval_every",
+        "output",  # a run folder that was moved or copied resumes where it now is
     }
 )
 
