@@ -223,6 +223,11 @@ class RunConfig:
     weights: str | None = option(
         None, "initial backbone weights file (.safetensors or torchvision .pth); never downloaded"
     )
+    allow_partial: bool = option(
+        False,
+        "--weights: load what fits even when the file holds tensors this backbone lacks (another architecture) or "
+        "leaves more than a tenth of it at its initial value (refused otherwise)",
+    )
     resume: bool = option(
         False, "continue from OUTPUT/last.safetensors: model, optimiser, schedule, RNG and epoch"
     )

@@ -109,7 +109,7 @@ class DepthTask(SegmentationTask):
         model = DepthModel(ModelConfig(config.arch, config.backbone, 1, config.in_channels, config.output_stride,
                                        config.head_width))  # fmt: skip
         if config.weights:
-            load_backbone_weights(model.backbone, config.weights)
+            load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         if config.init_from:
             load_backbone_from_run(model, config.init_from)  # the backbone only: the head predicts depth here
         with torch.no_grad():

@@ -348,7 +348,7 @@ class SegmentationTask:
         )
         lr = config.lr
         if config.weights:
-            load_backbone_weights(model.backbone, config.weights)
+            load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         if config.init_from and init_from_checkpoint(model, config.init_from):
             lr *= config.init_lr_scale
         if config.label_ae and config.regularizer == "none":

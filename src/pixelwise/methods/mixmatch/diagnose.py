@@ -163,7 +163,7 @@ def feature_model(
         torch.manual_seed(seed)
         model = MixMatchModel(like or MixMatchConfig())
         if weights:
-            load_backbone_weights(model.backbone, weights)
+            load_backbone_weights(model.backbone, weights, allow_partial=True)  # the run accepted this file
         return model
     checkpoint = load_checkpoint(path)
     described = checkpoint.meta.get("model", {})

@@ -74,7 +74,7 @@ class MixMatchTask:
             MixMatchConfig(config.backbone, in_channels, config.output_stride, config.feature_layer)
         )
         if config.weights:
-            load_backbone_weights(model.backbone, config.weights)
+            load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         if parent is not None:
             load_backbone_from_checkpoint(model, parent.model_state, described, str(config.init_from))
         return model, config.lr

@@ -55,7 +55,7 @@ class TagLocalisationTask(SegmentationTask):
             TagLocaliserConfig(config.backbone, info.num_classes, config.in_channels, config.head_width)
         )
         if config.weights:
-            load_backbone_weights(model.backbone, config.weights)
+            load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         if config.init_from:  # a pretrained backbone (the thesis starts from ImageNet features)
             load_backbone_from_run(model, config.init_from)
         return model, config.lr

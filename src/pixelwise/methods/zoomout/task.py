@@ -116,7 +116,7 @@ class ZoomOutTask(SegmentationTask):
             )
         )
         if config.weights:
-            load_backbone_weights(model.backbone, config.weights)
+            load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         # Any run's backbone (segmentation, colorization, M&M, ...): the classifier is new.
         if config.init_from:
             load_backbone_from_run(model, config.init_from)
