@@ -72,3 +72,37 @@ def test_a_list_file_in_the_current_folder_is_read(tmp_path: Path, monkeypatch) 
     monkeypatch.chdir(tmp_path)
     ((image, label),) = parse_list_file(Path("list.txt"))
     assert image == tmp_path / "images" / "a.png" and label == tmp_path / "labels" / "a.png"
+
+
+@pytest.mark.slow
+def test_ignore_index_names_the_void_value_of_list_and_folder_data(tmp_path: Path) -> None:
+    """CamVid in list form marks void with 11: without --ignore-index 11 that is an out-of-range class."""
+    import numpy as np
+    from PIL import Image
+
+    from pixelwise.data import DatasetError, build_dataset
+    from pixelwise.engine.config import EvalConfig
+    from pixelwise.evaluation import evaluate_checkpoint
+    from pixelwise.methods.segmentation import segmentation_trainer
+
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(4):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(images / f"f{index}.png")
+        label = rng.integers(0, 3, (48, 64)).astype(np.uint8)
+        label[:8] = 11  # the void band
+        Image.fromarray(label).save(labels / f"f{index}.png")
+    (labels / "classes.txt").write_text("a\nb\nc\n")
+    data = f"folders:{images}:{labels}"
+    with pytest.raises(DatasetError, match="11"):
+        segmentation_trainer(tiny_config(tmp_path / "refused", data=data, val_data=data, epochs=1))
+    dataset = build_dataset(data, void=11)
+    assert int(dataset[0][1]["seg"][:8].unique()) == 255  # void -> the ignore value
+    run = tmp_path / "run"
+    segmentation_trainer(
+        tiny_config(run, data=data, val_data=data, epochs=1, batch_size=2, ignore_index=11)
+    ).fit()
+    scored = evaluate_checkpoint(EvalConfig(checkpoint=str(run), data=data))  # the run's void by default
+    assert 0 <= scored["mean_iou"] <= 1

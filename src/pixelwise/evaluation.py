@@ -38,7 +38,10 @@ def evaluate_checkpoint(
     checkpoint = resolve_checkpoint(config.checkpoint)
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(checkpoint, expect="segmentation")
-    dataset = build_dataset(config.data, config.split, transform=eval_transforms())
+    void = config.ignore_index
+    if void is None:  # the data the run trained on used this value for "no label"
+        void = int(meta.get("config", {}).get("ignore_index", 255))
+    dataset = build_dataset(config.data, config.split, transform=eval_transforms(), void=void)
     trained_classes = meta["dataset"]["class_names"]
     if list(dataset.info.class_names) != list(trained_classes):
         raise ValueError(

@@ -71,6 +71,12 @@ class PipelineConfig:
     seed: int = option(0, "random seed of every stage", minimum=0)
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
     colorize_examples: int = option(4, "val images colorized for the report", minimum=0)
+    ignore_index: int = option(
+        255,
+        "label value meaning 'no label' in list-file and folder data, for every stage (see `train --ignore-index`)",
+        minimum=0,
+        maximum=255,
+    )
     select_fraction: float = option(
         0.0,
         "segmentation stage: hold out this fraction of the training images to choose best.safetensors on, so the "
@@ -154,6 +160,7 @@ def _shared(config: PipelineConfig) -> dict[str, Any]:
         amp=config.amp,
         seed=config.seed,
         device=config.device,
+        ignore_index=config.ignore_index,
     )
 
 

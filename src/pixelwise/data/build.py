@@ -66,8 +66,12 @@ def build_dataset(
     cache: bool = True,
     seed: int = 0,
     length: int | None = None,
+    void: int = 255,
 ) -> SegmentationDataset | SyntheticScenes:
     """Build a dataset from ``spec`` (see SPEC_HELP).
+
+    ``void``: the label value a list-file or folder dataset uses for "no label" (--ignore-index); it is mapped to
+    255, the ignore value of every loss and metric. CamVid and the synthetic scenes know their own.
 
     ``split`` selects the CamVid list and the synthetic stream and is ignored for list files and folders.
     ``length`` is the number of synthetic images (default 200 train / 50 otherwise) and caps file datasets
@@ -94,7 +98,10 @@ def build_dataset(
         pairs, info = _folder_pairs(Path(parts[1]), Path(parts[2]))
     else:
         pairs, info = _list_pairs(Path(spec))
-    return SegmentationDataset(pairs[:length], info, size=size, transform=transform, cache=cache)
+    label_map = {void: 255} if void != 255 else None
+    return SegmentationDataset(
+        pairs[:length], info, size=size, transform=transform, cache=cache, label_map=label_map
+    )
 
 
 def _list_pairs(list_file: Path) -> tuple[list[tuple[Path, Path]], DatasetInfo]:

@@ -223,6 +223,13 @@ class RunConfig:
     weights: str | None = option(
         None, "initial backbone weights file (.safetensors or torchvision .pth); never downloaded"
     )
+    ignore_index: int = option(
+        255,
+        "label value meaning 'no label' in list-file and folder data (e.g. 11 for CamVid's SegNet lists); mapped "
+        "to 255, which every loss and metric ignores (camvid: and synthetic data know their own)",
+        minimum=0,
+        maximum=255,
+    )
     allow_partial: bool = option(
         False,
         "--weights: load what fits even when the file holds tensors this backbone lacks (another architecture) or "
@@ -319,6 +326,12 @@ class EvalConfig:
     )
     data: str = option("", "data to score: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
     split: str = option("val", "split of --data to score")
+    ignore_index: int | None = option(
+        None,
+        "label value meaning 'no label' in list-file / folder data (default: the training run's --ignore-index)",
+        minimum=0,
+        maximum=255,
+    )
     output: str | None = option(
         None, "folder for metrics.json and confusion.png (default: CHECKPOINT_DIR/eval-SPLIT)"
     )

@@ -303,14 +303,18 @@ class SegmentationTask:
         train_tf = train_transforms(
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
-        train = build_dataset(config.data, "train", size=base_size, transform=train_tf)
+        train = build_dataset(
+            config.data, "train", size=base_size, transform=train_tf, void=config.ignore_index
+        )
         val = self.validation_dataset()
         train.preload(progress=False)
         self.info = train.info
         validation: Dataset = val
         if config.select_fraction > 0:  # choose on held-out training images; report on val, untouched
             kept, held = carve_selection(len(train), config.select_fraction)
-            source = build_dataset(config.data, "train", transform=eval_transforms(), cache=False)
+            source = build_dataset(
+                config.data, "train", transform=eval_transforms(), cache=False, void=config.ignore_index
+            )
             validation = Subset(source, held)
             validation.info = source.info  # type: ignore[attr-defined]
             self.report_set = val
@@ -330,7 +334,11 @@ class SegmentationTask:
         """Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory."""
         config = self.config
         return build_dataset(
-            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
+            validation_spec(config.data, config.val_data),
+            "val",
+            transform=eval_transforms(),
+            cache=False,
+            void=config.ignore_index,
         )
 
     def build_model(self) -> tuple[nn.Module, float]:

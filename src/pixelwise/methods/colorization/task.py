@@ -102,11 +102,16 @@ class ColorizationTask:
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
         parts = [
-            build_dataset(config.data, split, size=base_size, transform=transform) for split in config.splits
+            build_dataset(config.data, split, size=base_size, transform=transform, void=config.ignore_index)
+            for split in config.splits
         ]
         # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
         val = build_dataset(
-            validation_spec(config.data, config.val_data), "val", transform=eval_transforms(), cache=False
+            validation_spec(config.data, config.val_data),
+            "val",
+            transform=eval_transforms(),
+            cache=False,
+            void=config.ignore_index,
         )
         for dataset in parts:
             dataset.preload(progress=False)

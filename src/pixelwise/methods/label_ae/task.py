@@ -63,10 +63,16 @@ class LabelAETask:
         config = self.config
         base_size = tuple(config.base_size) if config.base_size else None
         transform = train_transforms(tuple(config.crop), tuple(config.scale), config.hflip, color_jitter=0.0)
-        train = build_dataset(config.data, "train", size=base_size, transform=transform)
+        train = build_dataset(
+            config.data, "train", size=base_size, transform=transform, void=config.ignore_index
+        )
         # Val labels at the training resolution: the label model sees maps of one scale, as the network will.
         val = build_dataset(
-            validation_spec(config.data, config.val_data), "val", size=base_size, transform=eval_transforms()
+            validation_spec(config.data, config.val_data),
+            "val",
+            size=base_size,
+            transform=eval_transforms(),
+            void=config.ignore_index,
         )
         for dataset in (train, val):
             dataset.preload(progress=False)

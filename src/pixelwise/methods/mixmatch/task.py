@@ -50,7 +50,9 @@ class MixMatchTask:
         transform = train_transforms(
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
-        train = build_dataset(config.data, "train", size=base_size, transform=transform)
+        train = build_dataset(
+            config.data, "train", size=base_size, transform=transform, void=config.ignore_index
+        )
         # Val patches are cut at the training scale (--base-size), so the diagnostic sees patches like training's.
         val = build_dataset(
             validation_spec(config.data, config.val_data),
@@ -58,6 +60,7 @@ class MixMatchTask:
             size=base_size,
             transform=eval_transforms(),
             cache=False,
+            void=config.ignore_index,
         )
         train.preload(progress=False)
         self.info = train.info

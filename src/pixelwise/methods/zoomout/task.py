@@ -93,7 +93,9 @@ class ZoomOutTask(SegmentationTask):
             )
         base_size = tuple(config.base_size) if config.base_size else None
         # Fixed features: the training images as they are (no crops or flips; mirror-max sees both sides).
-        images = build_dataset(config.data, "train", size=base_size, transform=eval_transforms())
+        images = build_dataset(
+            config.data, "train", size=base_size, transform=eval_transforms(), void=config.ignore_index
+        )
         images.preload(progress=False)
         self.info = images.info
         self.train_images = labelled_subset(images, config.labels_fraction, config.seed)
