@@ -303,7 +303,9 @@ class Trainer:
                 self.state.iteration += 1
                 self.state.step_in_epoch += 1
                 bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
-                if self.state.iteration % config.log_every == 0:
+                # Every --log-every steps, and the first and each epoch's last step, so short runs have curves too.
+                edge = self.state.iteration == 1 or self.state.step_in_epoch == iters_per_epoch
+                if edge or self.state.iteration % config.log_every == 0:
                     self.log.write(
                         kind="train",
                         epoch=self.state.epoch,

@@ -30,7 +30,9 @@ def plot_training_curves(logs: dict[str, Path], scores: dict[str, str], path: st
         train = [r for r in records if r.get("kind") == "train"]
         val = [r for r in records if r.get("kind") == "val" and r.get(scores[name]) is not None]
         top, bottom = axes[0][column], axes[1][column]
-        top.plot([r["iteration"] for r in train], [r["loss"] for r in train], lw=1)
+        top.plot(
+            [r["iteration"] for r in train], [r["loss"] for r in train], ".-", lw=1
+        )  # dots: short runs show
         top.set_title(name)
         top.set_xlabel("iteration")
         top.set_ylabel("training loss")
