@@ -320,10 +320,26 @@ def save_yaml(values: dict[str, Any], path: str | Path) -> None:
 
 
 @dataclass
-class EvalConfig:
+class InferenceOptions:
+    """What ``eval`` and ``predict`` share: the checkpoint and how inference runs (scales, flips, tiles)."""
+
     checkpoint: str = option(
         "", "checkpoint file or run folder (uses best.safetensors, else last.safetensors)"
     )
+    scales: list[float] = option(
+        [],
+        "inference scales of the full image (default: the scale the training run validated at, --eval-scale, "
+        "stored in the checkpoint; several = multi-scale test-time augmentation)",
+        exclusive_minimum=0,
+    )
+    flip: bool = option(False, "average with the horizontally flipped prediction")
+    window: list[int] | None = option(
+        None, "sliding-window inference with H W tiles (1/3 overlap)", length=2, minimum=1
+    )
+
+
+@dataclass
+class EvalConfig(InferenceOptions):
     data: str = option("", "data to score: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
     split: str = option("val", "split of --data to score")
     ignore_index: int | None = option(
@@ -335,16 +351,6 @@ class EvalConfig:
     output: str | None = option(
         None, "folder for metrics.json and confusion.png (default: CHECKPOINT_DIR/eval-SPLIT)"
     )
-    scales: list[float] = option(
-        [],
-        "inference scales of the full image (default: the scale the training run validated at, --eval-scale, "
-        "stored in the checkpoint; several = multi-scale test-time augmentation)",
-        exclusive_minimum=0,
-    )
-    flip: bool = option(False, "average with the horizontally flipped prediction")
-    window: list[int] | None = option(
-        None, "sliding-window inference with H W tiles (1/3 overlap)", length=2, minimum=1
-    )
     boundary_widths: list[int] = option(
         [2, 5, 10], "band widths in pixels for boundary (trimap) accuracy", minimum=1
     )
@@ -353,20 +359,9 @@ class EvalConfig:
 
 
 @dataclass
-class PredictConfig:
-    checkpoint: str = option("", "checkpoint file or run folder")
+class PredictConfig(InferenceOptions):
     output: str = option(
         "predictions", "folder for NAME_labels.png (colour-coded), NAME_overlay.png, NAME_ids.png"
-    )
-    scales: list[float] = option(
-        [],
-        "inference scales of the full image (default: the scale the training run validated at, --eval-scale, "
-        "stored in the checkpoint; several = multi-scale test-time augmentation)",
-        exclusive_minimum=0,
-    )
-    flip: bool = option(False, "average with the horizontally flipped prediction")
-    window: list[int] | None = option(
-        None, "sliding-window inference with H W tiles (1/3 overlap)", length=2, minimum=1
     )
     alpha: float = option(0.5, "overlay opacity of the label colours", minimum=0, maximum=1)
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
