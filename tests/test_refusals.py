@@ -106,3 +106,23 @@ def test_ignore_index_names_the_void_value_of_list_and_folder_data(tmp_path: Pat
     ).fit()
     scored = evaluate_checkpoint(EvalConfig(checkpoint=str(run), data=data))  # the run's void by default
     assert 0 <= scored["mean_iou"] <= 1
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "predict", "export"])
+def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path: Path, capsys, command: str) -> None:
+    from pixelwise.cli.main import main
+
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    base = {"train": ["train", "--data", "synthetic:8:32x32"], "eval": ["eval", "--checkpoint", "x", "--data", "y"],
+            "predict": ["predict", "--checkpoint", "x", "img.png"], "export": ["export", "--checkpoint", "x"]}[command]  # fmt: skip
+    bad = [str(a_file / "below")] if command != "export" else [str(a_file / "model.onnx")]
+    if command != "export":
+        assert main([*base, "--output", str(a_file)]) == 2  # a file where a folder is needed
+        assert "is a file" in capsys.readouterr().err
+    else:
+        assert main([*base, "--output", str(tmp_path)]) == 2  # a folder where a file is needed
+        assert "is a folder" in capsys.readouterr().err
+    assert main([*base, "--output", *bad]) == 2  # its parent is a file
+    err = capsys.readouterr().err
+    assert "nothing can be written below it" in err and "Traceback" not in err

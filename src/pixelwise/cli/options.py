@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pixelwise.engine.config import (
@@ -100,4 +102,26 @@ def build_config(cls: type[T], args: argparse.Namespace) -> T:
             except ConfigError as err:
                 raise ConfigError(f"{args.config}: {name.replace('_', '-')}: {err}") from None
     values.update({k: v for k, v in vars(args).items() if k in fields and v is not None})
-    return cls(**values)
+    config = cls(**values)
+    output = getattr(config, "output", None)
+    if isinstance(output, str) and output:
+        check_output(Path(output), is_file=getattr(cls, "OUTPUT_IS_FILE", False))
+    return config
+
+
+def check_output(path: Path, is_file: bool = False) -> None:
+    """Refuse, before anything runs, an --output that cannot be written: a file where a folder is needed (or
+    the reverse), a parent that is a file, or a folder this user may not write to."""
+    flag = f"--output {path}"
+    if path.exists() and path.is_dir() == is_file:
+        want = "a file name (e.g. model.onnx)" if is_file else "a folder"
+        raise ConfigError(f"{flag}: is {'a folder' if is_file else 'a file'}; give {want}")
+    existing = path if path.exists() and not is_file else path.parent
+    while not existing.exists():  # the deepest ancestor that exists is where the folders will be made
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{flag}: {existing} is a file, so nothing can be written below it; choose another path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag}: {existing} is not writable by this user; choose another --output")

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -369,6 +369,7 @@ class PredictConfig(InferenceOptions):
 
 @dataclass
 class ExportConfig:
+    OUTPUT_IS_FILE: ClassVar[bool] = True  # --output names the .onnx file, not a folder
     checkpoint: str = option("", "segmentation checkpoint file or run folder")
     output: str = option("model.onnx", "ONNX file to write")
     size: list[int] = option(
