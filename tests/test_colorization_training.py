@@ -219,3 +219,23 @@ def test_point_histograms_equal_dense_window_histograms_at_the_points() -> None:
     for window in (1, 3, 7):
         dense = gather_points(window_histograms(indices, 6, window), points)
         torch.testing.assert_close(point_histograms(indices, points, 6, window), dense)
+    # Weighted votes (hue by chroma): grey pixels (weight 0) cast none; an all-grey window has no histogram.
+    weights = torch.rand(2, 13, 17) * (torch.rand(2, 13, 17) > 0.3)
+    weights[0, :5, :5] = 0
+    for window in (1, 3, 7):
+        dense = gather_points(window_histograms(indices, 6, window, weights=weights), points)
+        torch.testing.assert_close(point_histograms(indices, points, 6, window, weights=weights), dense)
+    corner = point_histograms(indices, torch.tensor([[[1, 1]], [[1, 1]]]), 6, 3, weights=weights)
+    assert corner[0].sum() == 0 and torch.isclose(corner[1].sum(), torch.tensor(1.0))
+
+
+def test_grey_pixels_do_not_vote_for_a_hue() -> None:
+    """Larsson Eq. 2.3 targets: a window of red and grey pixels has all its hue mass on red's bin, none on 0."""
+    from pixelwise.data.color import rgb_to_hcl
+    from pixelwise.methods.colorization import hue_chroma_targets
+
+    image = torch.full((1, 3, 7, 7), 0.5)
+    image[0, :, 3, 3] = torch.tensor([0.2, 0.9, 0.2])  # one green pixel; the rest grey (hue 0 = "red")
+    targets = hue_chroma_targets(rgb_to_hcl(image), bins=32, window=7)
+    hue = targets.hue[0, :, 3, 3]
+    assert torch.isclose(hue.sum(), torch.tensor(1.0)) and hue[0] == 0 and hue.argmax() == round(32 / 3 - 0.5)

@@ -46,3 +46,12 @@ def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, ca
     assert (
         out / "4-segmentation.replaced-1" / "metrics.json"
     ).is_file()  # the old stage is kept, not deleted
+    # An earlier stage rewritten after a later one finished (an interrupted --rerun-changed): the later one is
+    # stale although its options are the same.
+    import os
+    import time
+
+    later = time.time() + 5
+    os.utime(out / "3-label-ae" / "last.safetensors", (later, later))
+    assert main(["pipeline", *flags, *more]) == 2
+    assert "an earlier stage's checkpoint, rewritten since" in capsys.readouterr().err

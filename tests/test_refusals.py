@@ -126,3 +126,21 @@ def test_an_output_that_cannot_be_written_is_a_one_line_error(tmp_path: Path, ca
     assert main([*base, "--output", *bad]) == 2  # its parent is a file
     err = capsys.readouterr().err
     assert "nothing can be written below it" in err and "Traceback" not in err
+
+
+def test_amp_defaults_to_native_bfloat16_only(monkeypatch) -> None:
+    """--amp auto: on where bfloat16 is native, off where it would be emulated (~8x slower), and said once."""
+    from pixelwise.engine.distributed import amp_note, native_bf16
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # an AVX512 machine run as an AVX2 one
+    assert not native_bf16(torch.device("cpu"))
+    assert "off here" in amp_note(torch.device("cpu"), forced=False)
+    assert "much slower" in amp_note(torch.device("cpu"), forced=True)
+
+
+def test_the_trainer_resolves_amp_auto(tmp_path: Path) -> None:
+    from pixelwise.engine.distributed import native_bf16
+    from pixelwise.methods.segmentation import segmentation_trainer
+
+    assert segmentation_trainer(tiny_config(tmp_path / "a")).amp == native_bf16(torch.device("cpu"))
+    assert segmentation_trainer(tiny_config(tmp_path / "b", amp=False)).amp is False

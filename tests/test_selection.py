@@ -93,3 +93,32 @@ def test_predict_refuses_inputs_whose_outputs_would_overwrite_each_other(tmp_pat
     assert (
         len(expand_inputs([tmp_path / "a", tmp_path / "a" / "frame.png"])) == 1
     )  # the same file twice: once
+
+
+@pytest.mark.slow
+def test_selection_with_a_labelled_fraction_class_weights_and_dropped_files(tmp_path: Path) -> None:
+    """Nested subsets count their labels; a file --skip-bad dropped shifts no held-out index onto a training one."""
+    import numpy as np
+    from PIL import Image
+
+    from pixelwise.data import build_dataset
+
+    scenes = build_dataset("synthetic:10:48x64", "val")
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    for index in range(len(scenes)):
+        image, target = scenes[index]
+        Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(images / f"f{index}.png")
+        Image.fromarray(target["seg"].numpy().astype(np.uint8)).save(labels / f"f{index}.png")
+    (labels / "classes.txt").write_text("\n".join(scenes.info.class_names) + "\n")
+    (images / "f1.png").write_bytes(b"not a png")  # dropped by --skip-bad
+    data = f"folders:{images}:{labels}"
+    config = tiny_config(tmp_path / "run", data=data, val_data=data, select_fraction=0.3, labels_fraction=0.5,
+                         class_weights="median-frequency", skip_bad=True, epochs=1, batch_size=2)  # fmt: skip
+    trainer = segmentation_trainer(config)
+    held = {trainer.val_set.dataset.pairs[i][0].name for i in trainer.val_set.indices}
+    pool, kept = trainer.train_set.dataset, trainer.train_set.indices
+    trained = {pool.dataset.pairs[pool.indices[i]][0].name for i in kept}
+    assert held and trained and not held & trained and "f1.png" not in held | trained
+    assert trainer.task.loss_weights is not None

@@ -67,7 +67,9 @@ class PipelineConfig:
     eval_scale: float = option(
         1.0, "inference scale for validation and the final evaluation", exclusive_minimum=0
     )
-    amp: bool = option(False, "bfloat16 autocast (GPU, or CPUs with AVX512-BF16/AMX)")
+    amp: bool | None = option(
+        None, "bfloat16 autocast in every stage (default: where it is native; see `train --amp`)"
+    )
     seed: int = option(0, "random seed of every stage", minimum=0)
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
     colorize_examples: int = option(4, "val images colorized for the report", minimum=0)
@@ -102,7 +104,22 @@ class StageRun:
 
 
 # Options that say how a stage runs, not what it computes: a rerun may change them freely.
-HOW_NOT_WHAT = frozenset({"resume", "device", "threads", "workers", "log_every", "num_examples"})
+# Paths to the output and to earlier stages follow the pipeline's folder (a moved folder is the same pipeline);
+# whether an earlier stage changed is told by its checkpoint's time, not its path (see stale_stage).
+HOW_NOT_WHAT = frozenset(
+    {
+        "resume",
+        "device",
+        "threads",
+        "workers",
+        "log_every",
+        "num_examples",
+        "amp",
+        "output",
+        "init_from",
+        "label_ae",
+    }
+)
 
 
 def changed_options(folder: Path, config: RunConfig) -> list[str]:
@@ -112,7 +129,19 @@ def changed_options(folder: Path, config: RunConfig) -> list[str]:
         return []
     stored = yaml.safe_load(stored_path.read_text()) or {}
     wanted = yaml.safe_load(yaml.safe_dump(config.to_dict()))  # the same YAML round trip (tuples -> lists)
-    return sorted(k for k in wanted if k not in HOW_NOT_WHAT and stored.get(k) != wanted[k])
+    # Options added to pixelwise after the stage ran are not in its config.yaml: not a change (as for --resume).
+    return sorted(k for k in wanted if k not in HOW_NOT_WHAT and k in stored and stored[k] != wanted[k])
+
+
+def stale_stage(folder: Path, upstream: list[Path]) -> bool:
+    """A finished stage trained on an earlier stage's checkpoint that has been rewritten since (e.g. a
+    --rerun-changed that was interrupted after the earlier stage but before this one)."""
+    done = folder / "metrics.json"
+    if not done.is_file():
+        return False
+    finished = done.stat().st_mtime
+    return any((u / "last.safetensors").is_file() and (u / "last.safetensors").stat().st_mtime > finished
+               for u in upstream)  # fmt: skip
 
 
 def move_aside(folder: Path) -> Path:
@@ -125,14 +154,21 @@ def move_aside(folder: Path) -> Path:
 
 
 def run_stage(
-    name: str, config: RunConfig, task: Task, rerun: bool = False, rerun_changed: bool = False
+    name: str,
+    config: RunConfig,
+    task: Task,
+    rerun: bool = False,
+    rerun_changed: bool = False,
+    upstream: list[Path] | None = None,
 ) -> StageRun:
     """Train ``task`` in ``config.output`` unless it finished there before with the same options; resume it if it
     was interrupted. ``rerun`` (an earlier stage was rerun) or a change with ``rerun_changed`` starts it afresh."""
     folder = Path(config.output)
     changed = changed_options(folder, config)
+    if stale_stage(folder, upstream or []):
+        changed.append("(an earlier stage's checkpoint, rewritten since this stage finished)")
     if changed and not (rerun or rerun_changed):
-        shown = ", ".join(f"--{k.replace('_', '-')}" for k in changed)
+        shown = ", ".join(k if k.startswith("(") else f"--{k.replace('_', '-')}" for k in changed)
         raise ValueError(
             f"[pipeline] {name}: {folder} was run with other values of {shown}; pass --rerun-changed to move it "
             "aside and rerun it (and every later stage), or choose another --output"
@@ -176,9 +212,9 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
     out = Path(config.output)
     stages: list[StageRun] = []
 
-    def after(done: list[StageRun]) -> tuple[bool, bool]:
-        """(rerun: an earlier stage was rerun, rerun_changed) for the next stage."""
-        return any(s.rerun for s in done), config.rerun_changed
+    def after(done: list[StageRun]) -> tuple[bool, bool, list[Path]]:
+        """(rerun: an earlier stage was rerun, rerun_changed, the earlier stages' folders) for the next stage."""
+        return any(s.rerun for s in done), config.rerun_changed, [s.folder for s in done]
 
     init_from: Path | None = None
     if config.pretrain_epochs:

@@ -176,9 +176,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
 
 
+# Model kinds that never map a feature cell to a pixel (global pool5 features, the label autoencoder's own
+# 2x2-pooled grid): their format-1 checkpoints are as good as new ones.
+GEOMETRY_FREE_KINDS = frozenset({"label-ae", "mixmatch"})
+
+
 def has_current_geometry(meta: dict[str, Any]) -> bool:
     """False for checkpoints written before the geometry fix, whose heads were trained on misread cells."""
-    return int(meta.get("format_version", 1)) >= GEOMETRY_FORMAT
+    kind = (meta.get("model") or {}).get("kind", "segmentation")
+    return int(meta.get("format_version", 1)) >= GEOMETRY_FORMAT or kind in GEOMETRY_FREE_KINDS
 
 
 def require_current_geometry(meta: dict[str, Any], path: str | Path) -> None:

@@ -258,8 +258,10 @@ class RunConfig:
         None, "CPU threads for torch (default: all cores of this process' share)", minimum=1
     )
     workers: int | None = option(None, "DataLoader worker processes (default: 0 on CPU, 4 on GPU)", minimum=0)
-    amp: bool = option(
-        False, "mixed precision: bfloat16 autocast for the forward pass (GPU, or CPUs with AVX512-BF16/AMX)"
+    amp: bool | None = option(
+        None,
+        "mixed precision: bfloat16 autocast for the forward pass; default: on where bfloat16 is native (CUDA GPUs "
+        "with bf16, CPUs with AVX512-BF16/AMX), off elsewhere (emulated it is ~8x slower); --amp / --no-amp force it",
     )
     log_every: int = option(10, "write a loss line to log.jsonl every N iterations", minimum=1)
     num_examples: int = option(4, "validation overlays saved as PNG at each evaluation", minimum=0)

@@ -201,6 +201,16 @@ def native_bf16(device: torch.device) -> bool:
     return any(flag in flags for flag in BF16_CPU_FLAGS) and not capped and aten.startswith("AVX512")
 
 
+def amp_note(device: torch.device, forced: bool) -> str:
+    """The one line a run prints where bfloat16 is not native: off by default, or forced (and slow)."""
+    state = "on, forced by --amp," if forced else "off"
+    slow = ", so it is emulated and much slower (--no-amp)" if forced else " (--amp forces it)"
+    return (
+        f"note: bfloat16 autocast {state} here: this {device.type} has no native bfloat16 (no AVX512-BF16/AMX, "
+        f"or capped by ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA){slow}"
+    )
+
+
 def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     """Swap every BatchNorm2d for one with cross-process statistics (parameters and buffers kept, so frozen
     layers stay frozen and checkpoints keep their keys)."""

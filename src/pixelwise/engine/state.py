@@ -46,6 +46,7 @@ RESUMABLE_CHANGES = frozenset(
         "num_examples",
         "eval_every",
         "output",  # a run folder that was moved or copied resumes where it now is
+        "amp",  # numeric precision of the step (its default became "where bfloat16 is native")
     }
 )
 

@@ -30,7 +30,7 @@ from pixelwise.data.validation import skip_bad_samples
 from pixelwise.engine import optim
 from pixelwise.engine.checkpoint import load_checkpoint, require_current_geometry, save_checkpoint
 from pixelwise.engine.config import RunConfig, save_yaml
-from pixelwise.engine.distributed import agree_any, agree_max, native_bf16, sync_batchnorm
+from pixelwise.engine.distributed import agree_any, agree_max, amp_note, native_bf16, sync_batchnorm
 from pixelwise.engine.errors import (
     TrainingError,
     TrainingInterrupted,
@@ -75,12 +75,12 @@ class Trainer:
                 f"{shown}{more}",
                 file=sys.stderr,
             )
-        if config.amp and self.dist.is_main and not native_bf16(self.device):
-            print(
-                f"note: --amp on a {self.device.type} without native bfloat16 (no AVX512-BF16/AMX, or capped by "
-                "ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA): autocast is emulated and much slower; use --no-amp",
-                file=sys.stderr,
-            )
+        native = native_bf16(self.device)
+        self.amp = native if config.amp is None else config.amp  # default: bfloat16 where it is native
+        if (
+            self.dist.is_main and not native and config.amp is not False
+        ):  # auto turned it off, or it is forced
+            print(amp_note(self.device, forced=bool(config.amp)), file=sys.stderr)
         self.model, self.base_lr = task.build_model()
         if self.dist.enabled:  # batch statistics over all processes: N processes train as one would
             self.model = sync_batchnorm(self.model, self.device)
@@ -362,7 +362,7 @@ class Trainer:
         images = images.to(self.device, non_blocking=True)
         targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
         # bfloat16 autocast needs no loss scaling; on CPUs with AVX512-BF16/AMX it is ~1.6x faster (docs/results.md).
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return self.task.loss(self.net, images, targets)
 
     def validate(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
+from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.engine.checkpoint import has_current_geometry, load_checkpoint, without_training_branch
 from pixelwise.engine.config import RunConfig, option
 from pixelwise.engine.distributed import mean_over_processes
@@ -161,10 +162,29 @@ def carve_selection(count: int, fraction: float) -> tuple[list[int], list[int]]:
     return sorted(order[held:]), sorted(order[:held])
 
 
+def evaluation_view(train: Any, config: TrainConfig) -> Any:
+    """The training images (those ``train`` kept, e.g. after --skip-bad dropped some, in its order) read with
+    evaluation transforms at full resolution: the selection split's source, index for index."""
+    if isinstance(train, SegmentationDataset):
+        return SegmentationDataset(train.pairs, train.info, transform=eval_transforms(), cache=False,
+                                   label_map=train.label_map)  # fmt: skip
+    return build_dataset(
+        config.data, "train", transform=eval_transforms(), cache=False, void=config.ignore_index
+    )
+
+
+def _base_and_indices(dataset: Any) -> tuple[Any, list[int]]:
+    """The underlying dataset and the indices into it of a (possibly nested) ``Subset``."""
+    indices = list(range(len(dataset)))
+    while isinstance(dataset, Subset):
+        indices = [dataset.indices[i] for i in indices]
+        dataset = dataset.dataset
+    return dataset, indices
+
+
 def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
     """Per-image, per-class pixel counts [N, C] of the (untransformed) training labels, for class weighting."""
-    indices = dataset.indices if isinstance(dataset, Subset) else range(len(dataset))
-    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    base, indices = _base_and_indices(dataset)  # e.g. a labelled subset of the selection split's remainder
     rows = []
     for index in indices:
         label = base.load_label(index).long().flatten()  # untransformed, as stored
@@ -312,9 +332,7 @@ class SegmentationTask:
         validation: Dataset = val
         if config.select_fraction > 0:  # choose on held-out training images; report on val, untouched
             kept, held = carve_selection(len(train), config.select_fraction)
-            source = build_dataset(
-                config.data, "train", transform=eval_transforms(), cache=False, void=config.ignore_index
-            )
+            source = evaluation_view(train, config)
             validation = Subset(source, held)
             validation.info = source.info  # type: ignore[attr-defined]
             self.report_set = val

@@ -54,12 +54,14 @@ def sample_at_pixels(feature: torch.Tensor, source: Grid, points: torch.Tensor) 
     gradients flow into ``feature`` (sparse hypercolumns, Larsson §2.3.6).
     """
     height, width = feature.shape[-2:]
-    coords = points.to(feature.dtype)
+    # Positions and sampling in at least float32: bfloat16 would misplace columns beyond ~256.
+    work = feature if feature.dtype in (torch.float32, torch.float64) else feature.float()
+    coords = points.to(work.dtype)
     # grid_sample(align_corners=True) puts -1 / +1 on the centres of the first / last cells.
     rows = ((coords[..., 0] - source.offset) / source.stride).clamp(0, height - 1)
     cols = ((coords[..., 1] - source.offset) / source.stride).clamp(0, width - 1)
     y = 2 * rows / max(height - 1, 1) - 1
     x = 2 * cols / max(width - 1, 1) - 1
     grid = torch.stack([x, y], dim=-1).unsqueeze(1)  # [N, 1, S, 2]
-    sampled = F.grid_sample(feature, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return sampled[:, :, 0].transpose(1, 2)
+    sampled = F.grid_sample(work, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return sampled[:, :, 0].transpose(1, 2).to(feature.dtype)

@@ -2,7 +2,7 @@
 
 Heads, the colorization hypercolumn, Mix-and-Match's pool5 features and the label-AE branch all read
 backbone features through this module, by stage name. Each tap carries its channel count, stride and grid (where its cells sit) so a head
-can be built from ``taps.channels`` / ``taps.strides`` alone.
+can be built from ``taps.channels`` / ``taps.grids`` alone.
 """
 
 from __future__ import annotations

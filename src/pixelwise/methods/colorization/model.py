@@ -21,6 +21,8 @@ from pixelwise.methods.colorization.losses import HUE_CHROMA_BINS
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.heads.hypercolumn import HypercolumnHead
 from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.receptive_field import Grid
+from pixelwise.models.resample import PIXELS, resample
 from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
 
@@ -111,7 +113,8 @@ class ColorizationModel(nn.Module):
         if infer_scale != 1.0:
             size = (max(1, round(height * infer_scale)), max(1, round(width * infer_scale)))
             small = F.interpolate(grey, size=size, mode="bilinear", antialias=True, align_corners=False)
-        plane = F.interpolate(
-            self.colour_plane(small), size=(height, width), mode="bilinear", align_corners=False
-        )
+        # The plane's cells sit on the block grid of 4 of ``small``; then, as any image, to the full size.
+        plane = resample(self.colour_plane(small), Grid.block(4), PIXELS, tuple(small.shape[-2:]))
+        if plane.shape[-2:] != (height, width):
+            plane = F.interpolate(plane, size=(height, width), mode="bilinear", align_corners=False)
         return rgb_from_plane(plane, grey, self.config.target)

@@ -44,12 +44,15 @@ def gather_points(maps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     return values[..., 0] if squeeze else values
 
 
-def point_histograms(indices: torch.Tensor, points: torch.Tensor, bins: int, window: int) -> torch.Tensor:
+def point_histograms(
+    indices: torch.Tensor, points: torch.Tensor, bins: int, window: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Bin histograms [N, S, K] of the R x R windows of ``indices`` [N, H, W] centred on ``points`` [N, S, 2].
 
-    Equals :func:`window_histograms` followed by :func:`gather_points` (pixels outside the image are left out,
-    like ``count_include_pad=False``) but only touches S * R^2 pixels per image, not the whole dense map: the
-    training loss needs the targets at the sparse points only.
+    Equals :func:`window_histograms` (with the same ``weights`` [N, H, W] per pixel vote) followed by
+    :func:`gather_points` (pixels outside the image are left out, like ``count_include_pad=False``; a window
+    whose weights are all 0 gets an all-zero histogram) but only touches S * R^2 pixels per image, not the whole
+    dense map: the training loss needs the targets at the sparse points only.
     """
     height, width = indices.shape[-2:]
     offsets = torch.arange(window, device=indices.device) - window // 2
@@ -58,8 +61,12 @@ def point_histograms(indices: torch.Tensor, points: torch.Tensor, bins: int, win
     inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)  # [N, S, R, R]
     flat = rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)
     values = indices.flatten(1).gather(1, flat.flatten(1)).view(flat.shape)
-    counts = (F.one_hot(values, bins) * inside.unsqueeze(-1)).sum(dim=(2, 3)).float()
-    return counts / inside.sum(dim=(2, 3)).unsqueeze(-1)
+    vote = inside.float()
+    if weights is not None:  # e.g. hue votes weighted by each pixel's own chroma (a grey pixel has no hue)
+        vote = vote * weights.float().flatten(1).gather(1, flat.flatten(1)).view(flat.shape)
+    counts = (F.one_hot(values, bins) * vote.unsqueeze(-1)).sum(dim=(2, 3))
+    total = counts.sum(dim=-1, keepdim=True)
+    return torch.where(total > 0, counts / total.clamp(min=1e-12), torch.zeros_like(counts))
 
 
 def sparse_colour_loss(
@@ -71,7 +78,9 @@ def sparse_colour_loss(
     if target == "hue-chroma":
         hcl = rgb_to_hcl(images)
         centres = uniform_centres(bins).to(images.device)
-        hue = point_histograms(nearest_bin(hcl[:, 0], centres, circular=True), points, bins, window)
+        # Eq. 2.3 with grey pixels left out of the hue votes: each votes with its own chroma (spec colorization.md).
+        hue_bins = nearest_bin(hcl[:, 0], centres, circular=True)
+        hue = point_histograms(hue_bins, points, bins, window, weights=hcl[:, 1])
         chroma = point_histograms(nearest_bin(hcl[:, 1], centres), points, bins, window)
         weight = gather_points(hcl[:, 1], points).flatten()
         return hue_chroma_loss(flat["hue"], flat["chroma"], hue.flatten(0, 1), chroma.flatten(0, 1), weight)

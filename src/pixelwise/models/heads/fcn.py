@@ -61,7 +61,7 @@ class BilinearUpsample(nn.ConvTranspose2d):
         self.weight.requires_grad_(learnable)
         # Output position t of the raw deconv holds fine cell t - crop; + factor for the replicated pad cell.
         self.crop = int(round(factor - 1 + phase - shift)) + factor
-        if self.crop < 0:
+        if shift > factor:  # fine cells before coarse cell -1 would read the zero padding
             raise ValueError(f"grids {coarse} -> {fine}: coarse cell 0 lies beyond the fine map's start")
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:  # type: ignore[override]
