@@ -80,7 +80,10 @@ class Trainer:
         if (
             self.dist.is_main and not native and config.amp is not False
         ):  # auto turned it off, or it is forced
-            print(amp_note(self.device, forced=bool(config.amp)), file=sys.stderr)
+            # Forced and slow: a warning (stderr); off by default: information, with the run's other output.
+            print(
+                amp_note(self.device, forced=bool(config.amp)), file=sys.stderr if config.amp else sys.stdout
+            )
         self.model, self.base_lr = task.build_model()
         if self.dist.enabled:  # batch statistics over all processes: N processes train as one would
             self.model = sync_batchnorm(self.model, self.device)
