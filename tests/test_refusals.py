@@ -144,3 +144,20 @@ def test_the_trainer_resolves_amp_auto(tmp_path: Path) -> None:
 
     assert segmentation_trainer(tiny_config(tmp_path / "a")).amp == native_bf16(torch.device("cpu"))
     assert segmentation_trainer(tiny_config(tmp_path / "b", amp=False)).amp is False
+
+
+def test_datasets_describes_a_list_file_as_the_whole_list(tmp_path: Path, capsys) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from pixelwise.cli.main import main
+
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "img" / "a.png")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "lab" / "a.png")
+    (tmp_path / "classes.txt").write_text("bg\nfg\n")
+    (tmp_path / "val.txt").write_text("img/a.png lab/a.png\n")
+    assert main(["datasets", "--data", str(tmp_path / "val.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "[the whole list / folder]" in out and "[train]" not in out
