@@ -545,3 +545,25 @@ def test_16_bit_colour_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     array[..., 0], array[..., 1], array[..., 2] = 65535, 257 * 100, 255  # full, 100/255, below one 8-bit step
     (tmp_path / "x.png").write_bytes(_png16(array))
     assert load_image(tmp_path / "x.png")[0, 0].tolist() == [255, 100, 0]
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_stops_at_once_with_130_and_keeps_the_last_checkpoint(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    def send(number: int) -> None:
+        if number == 6:  # mid-epoch 2: the first asks for a clean stop, the second insists
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(CallHook, "action", staticmethod(send))
+    monkeypatch.setattr("pixelwise.methods.segmentation.SegmentationTask", CallHook)
+    run = tmp_path / "run"
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert main(cli_args(run)) == 130
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    assert "interrupted" in capsys.readouterr().err
+    assert load_checkpoint(run / "last.safetensors").meta["state"]["epoch"] == 1  # epoch 1's, intact
+    assert not (run / LOCK_NAME).exists()
