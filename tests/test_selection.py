@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.methods.segmentation import carve_selection, segmentation_trainer
 from test_engine import tiny_config
+
+
+def synthetic_folders(tmp_path: Path, spec: str) -> tuple[Any, Path, Path]:
+    """Synthetic scenes written as a folders: dataset (images/f<i>.png, labels/f<i>.png, classes.txt)."""
+    import numpy as np
+    from PIL import Image
+
+    from pixelwise.data import build_dataset
+
+    scenes = build_dataset(spec, "val")
+    images, labels = tmp_path / "img", tmp_path / "lab"
+    images.mkdir()
+    labels.mkdir()
+    for index in range(len(scenes)):
+        image, target = scenes[index]
+        Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(images / f"f{index}.png")
+        Image.fromarray(target["seg"].numpy().astype(np.uint8)).save(labels / f"f{index}.png")
+    (labels / "classes.txt").write_text("\n".join(scenes.info.class_names) + "\n")
+    return scenes, images, labels
 
 
 def test_the_selection_split_is_fixed_disjoint_and_independent_of_the_seed() -> None:
@@ -47,20 +67,11 @@ def test_eval_and_predict_default_to_the_training_eval_scale_and_agree(tmp_path:
     from PIL import Image
 
     from pixelwise.cli.predict import predict_images
-    from pixelwise.data import build_dataset
     from pixelwise.engine.config import EvalConfig, PredictConfig
     from pixelwise.evaluation import evaluate_checkpoint
     from pixelwise.metrics.confusion import confusion_matrix, segmentation_scores
 
-    scenes = build_dataset("synthetic:6:64x96", "val")
-    images, labels = tmp_path / "img", tmp_path / "lab"
-    images.mkdir()
-    labels.mkdir()
-    for index in range(len(scenes)):
-        image, target = scenes[index]
-        Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(images / f"f{index}.png")
-        Image.fromarray(target["seg"].numpy().astype(np.uint8)).save(labels / f"f{index}.png")
-    (labels / "classes.txt").write_text("\n".join(scenes.info.class_names) + "\n")
+    scenes, images, labels = synthetic_folders(tmp_path, "synthetic:6:64x96")
     data = f"folders:{images}:{labels}"
     run = tmp_path / "run"
     segmentation_trainer(
@@ -98,20 +109,8 @@ def test_predict_refuses_inputs_whose_outputs_would_overwrite_each_other(tmp_pat
 @pytest.mark.slow
 def test_selection_with_a_labelled_fraction_class_weights_and_dropped_files(tmp_path: Path) -> None:
     """Nested subsets count their labels; a file --skip-bad dropped shifts no held-out index onto a training one."""
-    import numpy as np
-    from PIL import Image
 
-    from pixelwise.data import build_dataset
-
-    scenes = build_dataset("synthetic:10:48x64", "val")
-    images, labels = tmp_path / "img", tmp_path / "lab"
-    images.mkdir()
-    labels.mkdir()
-    for index in range(len(scenes)):
-        image, target = scenes[index]
-        Image.fromarray(image.mul(255).round().byte().permute(1, 2, 0).numpy()).save(images / f"f{index}.png")
-        Image.fromarray(target["seg"].numpy().astype(np.uint8)).save(labels / f"f{index}.png")
-    (labels / "classes.txt").write_text("\n".join(scenes.info.class_names) + "\n")
+    _, images, labels = synthetic_folders(tmp_path, "synthetic:10:48x64")
     (images / "f1.png").write_bytes(b"not a png")  # dropped by --skip-bad
     data = f"folders:{images}:{labels}"
     config = tiny_config(tmp_path / "run", data=data, val_data=data, select_fraction=0.3, labels_fraction=0.5,
