@@ -24,6 +24,7 @@ import yaml
 
 from pixelwise.data import has_splits, validation_spec
 from pixelwise.engine.config import EvalConfig, RunConfig, option
+from pixelwise.engine.state import RESUMABLE_CHANGES
 from pixelwise.engine.task import Task
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.mixmatch.config import TuneConfig
@@ -106,20 +107,7 @@ class StageRun:
 # Options that say how a stage runs, not what it computes: a rerun may change them freely.
 # Paths to the output and to earlier stages follow the pipeline's folder (a moved folder is the same pipeline);
 # whether an earlier stage changed is told by its checkpoint's time, not its path (see stale_stage).
-HOW_NOT_WHAT = frozenset(
-    {
-        "resume",
-        "device",
-        "threads",
-        "workers",
-        "log_every",
-        "num_examples",
-        "amp",
-        "output",
-        "init_from",
-        "label_ae",
-    }
-)
+HOW_NOT_WHAT = (RESUMABLE_CHANGES - {"epochs", "time_limit", "eval_every"}) | {"init_from", "label_ae"}
 
 
 def changed_options(folder: Path, config: RunConfig) -> list[str]:
