@@ -15,6 +15,7 @@ pretrained checkpoint does not exist yet. Usage:
     python benchmarks/colorization_transfer.py --freeze backbone --fractions 1.0
     python benchmarks/colorization_transfer.py --freeze backbone --fractions 1.0 --set recalibrate_bn=true
     python benchmarks/colorization_transfer.py --inits colorization-l2 --fractions 0.1
+    python benchmarks/colorization_transfer.py --tag geo_ --fractions 0.1 1.0   # loads geo_hue-chroma_e30
 """
 
 from __future__ import annotations
@@ -37,12 +38,12 @@ PRETRAINED = {
 }
 
 
-def pretrained_checkpoint(init: str, pretrain_epochs: int) -> Path | None:
+def pretrained_checkpoint(init: str, pretrain_epochs: int, tag: str = "") -> Path | None:
     loss = PRETRAINED[init]
     return (
         None
         if loss is None
-        else ROOT / "runs" / "bench" / "colorization" / f"{loss}_e{pretrain_epochs}" / "last.safetensors"
+        else ROOT / "runs" / "bench" / "colorization" / f"{tag}{loss}_e{pretrain_epochs}" / "last.safetensors"
     )
 
 
@@ -73,12 +74,12 @@ def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.N
     config_freeze = freeze
     if freeze != "none" and args.overrides.get("recalibrate_bn"):  # its own arm: BatchNorm re-estimated first
         freeze = f"{freeze}+recalibrated-bn"
-    tag = f"{init}_{freeze}_f{fraction:g}_seed{seed}"
+    tag = f"{args.tag}{init}_{freeze}_f{fraction:g}_seed{seed}"
     result_path = ROOT / "benchmarks" / "results" / "colorization_transfer" / f"{tag}.json"
     if result_path.exists():
         print(f"{tag}: done already")
         return
-    checkpoint = pretrained_checkpoint(init, args.pretrain_epochs)
+    checkpoint = pretrained_checkpoint(init, args.pretrain_epochs, args.tag)
     if checkpoint is not None and not checkpoint.exists():
         print(f"{tag}: skipped, {checkpoint} does not exist yet (run benchmarks/colorization_pretrain.py)")
         return
@@ -114,6 +115,11 @@ def main() -> None:
         "--steps", type=int, default=300, help="fine-tuning optimiser steps per arm (same for all)"
     )
     parser.add_argument("--pretrain-epochs", type=int, default=30, help="which pretraining run to load")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="prefix of the result / run names and of the pretraining run to load (e.g. geo_ for a rerun)",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe fields")
     args = parser.parse_args()
     args.overrides = parse_overrides(args.set)

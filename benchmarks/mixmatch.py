@@ -28,6 +28,7 @@ Each arm writes benchmarks/results/mixmatch/<arm>_seed<S>.json and is skipped wh
     python benchmarks/mixmatch.py --arms colorization_ft colorization_mm-graph_ft --seeds 0
     python benchmarks/mixmatch.py --tune-set margin=0.5 --tag margin0.5
     python benchmarks/mixmatch.py --arms colorization_mm-graph_ft --labels-fraction 0.1
+    python benchmarks/mixmatch.py --pretrain-tag geo_ --tag geo_margin0.5 --tune-set margin=0.5
 """
 
 from __future__ import annotations
@@ -149,9 +150,11 @@ def fraction_suffix(fraction: float) -> str:
     return "" if fraction == 1.0 else f"_f{fraction:g}"
 
 
-def identical_transfer_run(init_name: str, seed: int, config: TrainConfig) -> dict[str, Any] | None:
+def identical_transfer_run(
+    init_name: str, seed: int, config: TrainConfig, pretrain_tag: str = ""
+) -> dict[str, Any] | None:
     """The colorization_transfer result of this very fine-tuning run (same config but its folder), if any."""
-    name = f"{init_name}_none_f{config.labels_fraction:g}_seed{seed}.json"
+    name = f"{pretrain_tag}{init_name}_none_f{config.labels_fraction:g}_seed{seed}.json"
     path = ROOT / "benchmarks" / "results" / "colorization_transfer" / name
     if not path.exists():
         return None
@@ -170,7 +173,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
         print(f"{tag}: done already")
         return
     init_name, middle = ARMS[arm]
-    init = pretrained_checkpoint(init_name, args.pretrain_epochs)
+    init = pretrained_checkpoint(init_name, args.pretrain_epochs, args.pretrain_tag)
     if init is not None and not init.exists():
         print(f"{tag}: skipped, {init} does not exist yet (run benchmarks/colorization_pretrain.py)")
         return
@@ -185,14 +188,14 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace) -> None:
     )
     for key, value in args.overrides.items():
         setattr(config, key, value)
-    same_run = identical_transfer_run(init_name, seed, config) if middle is None else None
+    same_run = identical_transfer_run(init_name, seed, config, args.pretrain_tag) if middle is None else None
     if same_run is not None:  # the no-M&M arms are exactly colorization_transfer's 100%-label arms
         scores, iterations, minutes = (
             same_run["val"],
             same_run["iterations"],
             same_run["wall_minutes_including_eval"],
         )
-        print(f"  same run as colorization_transfer/{init_name}_none_f1_seed{seed}: reused")
+        print(f"  same run as colorization_transfer/{same_run['tag']}: reused")
     else:
         scores, iterations, _ = fit(config)
         minutes = (time.time() - started) / 60
@@ -231,6 +234,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--pretrain-epochs", type=int, default=30, help="which colorization run to load")
     parser.add_argument("--tag", default="", help="suffix of arm names and run folders (variants)")
+    parser.add_argument(
+        "--pretrain-tag",
+        default="",
+        help="prefix of the colorization run to load, as given to colorization_pretrain.py --tag (e.g. geo_)",
+    )
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override FT recipe fields")
     parser.add_argument(
         "--tune-set", nargs="*", default=[], metavar="KEY=VALUE", help="override M&M (TuneConfig) fields"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import ExportConfig
 from pixelwise.engine.export import export_onnx, onnx_max_difference
 from pixelwise.methods.kinds import build_model_from_checkpoint
@@ -20,13 +21,15 @@ def export_checkpoint(config: ExportConfig) -> float | None:
             "export an end-to-end `--arch zoomout` model instead"
         )
     in_channels = meta["model"].get("in_channels", 3)
-    path = export_onnx(model, config.output, in_channels, tuple(config.size), config.dynamic)
+    [scale], source = inference_scales([config.scale] if config.scale else [], meta)
+    path = export_onnx(model, config.output, in_channels, tuple(config.size), config.dynamic, scale)
     print(f"wrote {path} (input 'images' [N, {in_channels}, H, W] in [0, 1], output 'logits')")
+    print(f"the network runs at scale {scale:g} of the input ({source.replace('--scales', '--scale')})")
     if not config.check:
         return None
     height, width = config.size
     # An odd size (when dynamic) also checks the stride padding and the crop back to the input size.
     size = (height + 7, width - 5) if config.dynamic else (height, width)
-    difference = onnx_max_difference(path, model, torch.rand(1, in_channels, *size))
+    difference = onnx_max_difference(path, model, torch.rand(1, in_channels, *size), scale)
     print(f"onnxruntime vs PyTorch on a {size[0]}x{size[1]} image: max |logit difference| {difference:.2e}")
     return difference

@@ -379,3 +379,9 @@ class ExportConfig:
     )
     dynamic: bool = option(True, "dynamic batch, height and width (off: the graph accepts only --size)")
     check: bool = option(True, "compare onnxruntime's logits with PyTorch's on a random image and report")
+    scale: float | None = option(
+        None,
+        "the graph runs the network at this scale of its input and returns logits at the input size (default: "
+        "the scale the training run validated at, --eval-scale, stored in the checkpoint; 1 = as given)",
+        exclusive_minimum=0,
+    )

@@ -1,7 +1,9 @@
 """ONNX export of inference models, checked against PyTorch with onnxruntime.
 
 The exported graph takes ``images`` [N, C, H, W] in [0, 1] (the model normalises and pads itself, so any size
-works when exported with dynamic shapes) and returns ``logits`` [N, classes, H, W]. onnx, onnxscript and
+works when exported with dynamic shapes) and returns ``logits`` [N, classes, H, W]. It runs the network at the
+inference scale (by default the one the training run validated at, as ``eval`` and ``predict`` do) and
+upsamples the logits back to the input size, so a deployed model sees what the reported numbers saw. onnx, onnxscript and
 onnxruntime are optional (``pip install pixelwise[export]``); nothing else in the package imports them.
 """
 
@@ -10,18 +12,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from pixelwise.engine.inference import rescale
 
-class LogitsOnly(nn.Module):
-    """Wraps a ``{"seg": logits}`` model so the exported graph has one plain tensor output."""
 
-    def __init__(self, model: nn.Module) -> None:
+class ScaledLogits(nn.Module):
+    """A ``{"seg": logits}`` model run at ``scale`` of its input, logits back at the input size, one output."""
+
+    def __init__(self, model: nn.Module, scale: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.scale = scale
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images)["seg"]
+        if self.scale == 1:
+            return self.model(images)["seg"]
+        logits = self.model(rescale(images, self.scale))["seg"]
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _require(module: str) -> None:
@@ -32,9 +41,15 @@ def _require(module: str) -> None:
 
 
 def export_onnx(
-    model: nn.Module, path: str | Path, in_channels: int, size: tuple[int, int], dynamic: bool = True
+    model: nn.Module,
+    path: str | Path,
+    in_channels: int,
+    size: tuple[int, int],
+    dynamic: bool = True,
+    scale: float = 1.0,
 ) -> Path:
-    """Write ``model`` (a segmentation model in eval mode) to ``path``; ``size`` is the example input size."""
+    """Write ``model`` (a segmentation model in eval mode, run at ``scale``) to ``path``; ``size`` is the example
+    input size."""
     _require("onnxscript")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,7 +59,7 @@ def export_onnx(
         dim = torch.export.Dim
         shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
     program = torch.onnx.export(
-        LogitsOnly(model).eval(),
+        ScaledLogits(model, scale).eval(),
         (example,),
         input_names=["images"],
         output_names=["logits"],
@@ -55,7 +70,9 @@ def export_onnx(
     return path
 
 
-def onnx_max_difference(path: str | Path, model: nn.Module, images: torch.Tensor) -> float:
+def onnx_max_difference(
+    path: str | Path, model: nn.Module, images: torch.Tensor, scale: float = 1.0
+) -> float:
     """Largest absolute difference between onnxruntime's and PyTorch's logits on ``images``."""
     _require("onnxruntime")
     import onnxruntime
@@ -63,5 +80,5 @@ def onnx_max_difference(path: str | Path, model: nn.Module, images: torch.Tensor
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (onnx_logits,) = session.run(["logits"], {"images": images.numpy()})
     with torch.no_grad():
-        torch_logits = model(images)["seg"]
+        torch_logits = ScaledLogits(model, scale).eval()(images)
     return float((torch.from_numpy(onnx_logits) - torch_logits).abs().max())

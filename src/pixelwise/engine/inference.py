@@ -47,7 +47,11 @@ def rescale(images: torch.Tensor, scale: float) -> torch.Tensor:
     sees the same pixels as ``predict_probabilities``."""
     if scale == 1:
         return images
-    return F.interpolate(images, scale_factor=scale, mode="bilinear", antialias=True)
+    # The kernel follows the output/input size ratio (not the nominal scale), as ONNX Resize does: an exported
+    # model then sees the same pixels at odd sizes too (the two differ by up to 0.25 otherwise).
+    return F.interpolate(
+        images, scale_factor=scale, mode="bilinear", antialias=True, recompute_scale_factor=True
+    )
 
 
 @torch.no_grad()
