@@ -107,3 +107,51 @@ def test_classes_that_choose_the_same_cell_keep_the_higher_scoring_point() -> No
     scores = torch.tensor([0.2, 0.9, 0.1, float("-inf"), 0.5])  # -inf: a background point
     kept = resolve_collisions(points, scores)
     assert kept.tolist() == [[2, 0, 0], [2, 3, 4], [1, 5, 5]]
+
+
+def test_top_k_takes_the_best_scores_and_dense_labels_every_location_with_its_best_tagged_class() -> None:
+    from pixelwise.methods.weak.sampling import dense_labels, top_points
+
+    assert sorted(top_points(torch.tensor([0.1, 3.0, 2.0, -1.0]), 2).tolist()) == [1, 2]
+    scores = torch.tensor([[9.0, 9.0, 9.0], [1.0, 0.0, 2.0], [0.0, 1.0, 1.0]])  # class 0 is not tagged
+    assert dense_labels(scores, [1, 2]).tolist() == [1, 2, 1]
+
+
+def test_each_crop_is_an_image_of_its_own_whose_tags_are_the_classes_inside_it() -> None:
+    from pixelwise.data import class_tags
+    from pixelwise.methods.weak.crops import labelled_views
+
+    labels = torch.zeros(40, 60, dtype=torch.long)
+    labels[:, 30:] = 1  # left half class 0, right half class 1
+    image = torch.rand(3, 40, 60)
+    views = list(labelled_views("f", image, labels, 6, (20, 20), torch.Generator().manual_seed(0)))
+    assert [name for name, _, _ in views] == [f"f_crop{i}" for i in range(6)]
+    for _, view, truth in views:
+        assert view.shape == (3, 20, 20) and truth.shape == (20, 20)
+    tags = [class_tags(truth, 2).tolist() for _, _, truth in views]
+    assert [1.0, 0.0] in tags or [0.0, 1.0] in tags  # some crops miss a class the whole frame has
+    [(name, whole, truth)] = labelled_views("f", image, labels, 0, (20, 20), torch.Generator())
+    assert name == "f" and whole is image and truth is labels
+    with pytest.raises(ValueError, match="larger than"):
+        list(labelled_views("f", image, labels, 1, (50, 20), torch.Generator()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["top-k", "dense"])
+def test_points_from_crops_with_each_sampling_strategy(tmp_path: Path, strategy: str) -> None:
+    from pixelwise.engine.checkpoint import save_checkpoint
+    from pixelwise.methods.weak import TagLocaliser, TagLocaliserConfig
+
+    model = TagLocaliser(TagLocaliserConfig("resnet18", 6, 3, 16))
+    save_checkpoint(tmp_path / "loc.safetensors", model.state_dict(), {"model": model.config.to_dict()})
+    out = tmp_path / "points"
+    command = ["weak", "points", "--checkpoint", str(tmp_path / "loc.safetensors"), "--data", "synthetic:4:48x64",
+               "--strategy", strategy, "--crops", "3", "--crop-size", "24", "32", "--points-per-class", "2",
+               "--output", str(out)]  # fmt: skip
+    assert main(command) == 0
+    lines = [line for line in (out / "train.txt").read_text().split("\n") if line]
+    assert len(lines) == 12 and lines[0] == "images/00000_crop0.png labels/00000_crop0.png"
+    label = np.asarray(Image.open(out / "labels" / "00000_crop0.png"))
+    assert label.shape == (24, 32)
+    labelled = (label != 255).mean()
+    assert labelled == 1.0 if strategy == "dense" else 0 < labelled < 0.5

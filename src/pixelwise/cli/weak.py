@@ -67,7 +67,15 @@ def run_points(args: argparse.Namespace) -> int:
     size = tuple(config.base_size) if config.base_size else None
     dataset = build_dataset(config.data, config.split, size=size, transform=eval_transforms())
     record = write_point_labels(
-        model, dataset, Path(config.output), config.points_per_class, config.background_class
+        model,
+        dataset,
+        Path(config.output),
+        config.points_per_class,
+        config.background_class,
+        strategy=config.strategy,
+        crops=config.crops,
+        crop_size=tuple(config.crop_size),
+        seed=config.seed,
     )
     print(json.dumps(record, indent=2))
     print(

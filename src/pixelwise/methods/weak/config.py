@@ -31,5 +31,19 @@ class WeakPointsConfig:
         -1, "class id of a background class, sampled as the points least like every foreground point "
         "(Eq. 4.3.5; VOC: 0); -1: none", minimum=-1, maximum=254
     )  # fmt: skip
+    strategy: str = option(
+        "diverse",
+        "how points are chosen from the score maps: 'diverse' (§4.3.2, Eq. 4.3.4), 'top-k' (the k best per "
+        "class) or 'dense' (every location labelled with its best tagged class): Table 4.3's comparison",
+        choices=("diverse", "top-k", "dense"),
+    )
+    crops: int = option(
+        0,
+        "0: label whole images; N: N seeded random --crop-size crops per image, each its own weakly labelled "
+        "image (tags = the classes inside the crop): for data whose frames all hold most classes (CamVid)",
+        minimum=0,
+    )
+    crop_size: list[int] = option([90, 120], "H W of the crops of --crops", length=2, minimum=1)
+    seed: int = option(0, "seed of the crop positions")
     output: str = option("runs/weak-points", "folder for images/, labels/, train.txt and classes.txt")
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")

@@ -10,6 +10,10 @@ channels that fire at few locations more weight in the similarity. k = 20 (Table
 1: 35.1, 5: 37.2, 10: 39.3, 20: 40.6, 50: 40.4). The thesis multiplies the raw score into Eq. 4.3.4; scores are
 shifted to be non-negative first, or the penalty would favour similar points for negative scores (a gap the text
 leaves open).
+
+The alternatives of Table 4.3 are here too, for the comparison: ``top-k`` (the k highest-scoring locations of each
+class, 30.7 vs diverse 40.6 on VOC) and ``dense`` (every location labelled with the arg max over the tagged classes,
+15.0: "densely localized labels force the segmentation model to decide where the localiser is uncertain").
 """
 
 from __future__ import annotations
@@ -53,3 +57,15 @@ def background_points(features: torch.Tensor, foreground: torch.Tensor, count: i
         nearest = torch.maximum(nearest, (features @ features[index]).abs())
         nearest[index] = float("inf")
     return torch.tensor(chosen, dtype=torch.long)
+
+
+def top_points(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Indices [count] of the highest-scoring locations of one class's score map [h*w] (Table 4.3's top-k)."""
+    return scores.float().topk(min(count, scores.numel())).indices
+
+
+def dense_labels(scores: torch.Tensor, tagged: list[int]) -> torch.Tensor:
+    """Per location [h*w] the tagged class with the highest score (Table 4.3's dense labelling); ``scores``
+    [C, h*w]."""
+    index = torch.tensor(tagged, dtype=torch.long)
+    return index[scores[index].float().argmax(dim=0)]

@@ -25,8 +25,15 @@ from pixelwise.data import class_tags
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.engine.inference import rescale
 from pixelwise.methods.segmentation import SegmentationTask, load_backbone_from_run, reject_unused_options
+from pixelwise.methods.weak.crops import labelled_views
 from pixelwise.methods.weak.localisation import TagLocaliser, TagLocaliserConfig, tag_loss
-from pixelwise.methods.weak.sampling import background_points, diverse_points, normalised_features
+from pixelwise.methods.weak.sampling import (
+    background_points,
+    dense_labels,
+    diverse_points,
+    normalised_features,
+    top_points,
+)
 from pixelwise.models.weights import load_backbone_weights
 
 
@@ -104,9 +111,17 @@ class TagLocalisationTask(SegmentationTask):
         )
 
 
+STRATEGIES = ("diverse", "top-k", "dense")  # §4.3.2 and the alternatives of Table 4.3
+
+
 @torch.no_grad()
 def candidate_points(
-    model: TagLocaliser, image: torch.Tensor, tags: torch.Tensor, count: int, background_class: int
+    model: TagLocaliser,
+    image: torch.Tensor,
+    tags: torch.Tensor,
+    count: int,
+    background_class: int,
+    strategy: str = "diverse",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every sampled point [P, 3] = (class, row, column) on the stride-4 zoom-out grid of one image [3, H, W],
     with its class score [P] (background points: -inf); classes sample independently, so cells may repeat."""
@@ -114,21 +129,42 @@ def candidate_points(
     features, scores = model.grid_outputs(image[None].to(next(model.parameters()).device))
     height, width = -(-image.shape[-2] // 4), -(-image.shape[-1] // 4)  # the grid cells inside the image
     features = normalised_features(features[0, :, :height, :width])
-    scores = scores[0, :, :height, :width].float().cpu()
+    scores = scores[0, :, :height, :width].float().cpu().flatten(1)
+    tagged = [cls for cls in tags.nonzero().flatten().tolist() if cls != background_class]
+    if strategy == "dense":
+        return _dense_points(scores, tagged, width, background_class)
     points, values, foreground = [], [], []
-    for cls in tags.nonzero().flatten().tolist():
-        if cls == background_class:
-            continue
-        chosen = diverse_points(scores[cls].flatten(), features, count)
+    for cls in tagged:
+        if strategy == "diverse":
+            chosen = diverse_points(scores[cls], features, count)
+        else:
+            chosen = top_points(scores[cls], count)
         foreground.append(chosen)
         points += [(cls, int(i) // width, int(i) % width) for i in chosen]
-        values += scores[cls].flatten()[chosen.cpu()].tolist()
+        values += scores[cls][chosen.cpu()].tolist()
     if background_class >= 0:
         taken = torch.cat(foreground) if foreground else torch.empty(0, dtype=torch.long)
         chosen = background_points(features, taken, count)
         points += [(background_class, int(i) // width, int(i) % width) for i in chosen]
         values += [float("-inf")] * len(chosen)
     return torch.tensor(points, dtype=torch.long).reshape(-1, 3), torch.tensor(values, dtype=torch.float32)
+
+
+def _dense_points(
+    scores: torch.Tensor, tagged: list[int], width: int, background_class: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every grid cell labelled with its best tagged class (Table 4.3's dense baseline), [h*w, 3] and scores."""
+    if background_class >= 0:
+        raise ValueError(
+            "dense labelling with a background class needs a score threshold the thesis leaves unset (§4.3.2); "
+            "use --strategy diverse or top-k"
+        )
+    if not tagged:
+        return torch.empty(0, 3, dtype=torch.long), torch.empty(0)
+    labels = dense_labels(scores, tagged)
+    cells = torch.arange(scores.shape[1])
+    points = torch.stack([labels, cells // width, cells % width], dim=1)
+    return points, scores[labels, cells]
 
 
 def resolve_collisions(points: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -142,10 +178,15 @@ def resolve_collisions(points: torch.Tensor, scores: torch.Tensor) -> torch.Tens
 
 
 def sample_point_labels(
-    model: TagLocaliser, image: torch.Tensor, tags: torch.Tensor, count: int, background_class: int
+    model: TagLocaliser,
+    image: torch.Tensor,
+    tags: torch.Tensor,
+    count: int,
+    background_class: int,
+    strategy: str = "diverse",
 ) -> torch.Tensor:
     """Point labels [P, 3] = (class, row, column), one per grid cell (see :func:`resolve_collisions`)."""
-    return resolve_collisions(*candidate_points(model, image, tags, count, background_class))
+    return resolve_collisions(*candidate_points(model, image, tags, count, background_class, strategy))
 
 
 def write_point_labels(
@@ -155,37 +196,52 @@ def write_point_labels(
     count: int,
     background_class: int,
     ignore_index: int = 255,
+    strategy: str = "diverse",
+    crops: int = 0,
+    crop_size: tuple[int, int] = (90, 120),
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Write OUTPUT/images/*.png, OUTPUT/labels/*.png (each point labels its 4x4 grid cell, void elsewhere),
-    OUTPUT/train.txt and OUTPUT/classes.txt; returns the precision of the points against the true labels."""
+    OUTPUT/train.txt and OUTPUT/classes.txt; returns the precision of the points against the true labels.
+
+    With ``crops`` > 0 every image gives that many seeded random ``crop_size`` crops, each a weakly labelled
+    image of its own: its tags are the classes in the crop, its points are sampled within it.
+    """
     info = dataset.info
     (output / "images").mkdir(parents=True, exist_ok=True)
     (output / "labels").mkdir(parents=True, exist_ok=True)
-    lines, correct, labelled, sampled, written = [], 0, 0, 0, 0
-    for index in tqdm(range(len(dataset)), desc="diverse points"):
+    generator = torch.Generator().manual_seed(seed)
+    lines, correct, labelled, sampled, written, tagged = [], 0, 0, 0, 0, 0
+    for index in tqdm(range(len(dataset)), desc=f"{strategy} points"):
         image, target = dataset[index]
-        truth = target["seg"]
-        candidates, scores = candidate_points(
-            model, image, class_tags(truth, info.num_classes), count, background_class
-        )
-        points = resolve_collisions(candidates, scores)
-        sampled += len(candidates)
-        written += len(points)
-        sparse = torch.full_like(truth, ignore_index)
-        for cls, row, col in points.tolist():
-            sparse[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4] = cls
-        known = (sparse != ignore_index) & (truth != ignore_index)
-        correct += int((sparse[known] == truth[known]).sum())
-        labelled += int(known.sum())
-        name = f"{index:05d}"
-        pixels = image.mul(255).round().byte().permute(1, 2, 0).numpy()
-        Image.fromarray(pixels).save(output / "images" / f"{name}.png")
-        Image.fromarray(sparse.numpy().astype(np.uint8)).save(output / "labels" / f"{name}.png")
-        lines.append(f"images/{name}.png labels/{name}.png")
+        for name, view, truth in labelled_views(
+            f"{index:05d}", image, target["seg"], crops, crop_size, generator
+        ):
+            tags = class_tags(truth, info.num_classes)
+            candidates, scores = candidate_points(model, view, tags, count, background_class, strategy)
+            points = resolve_collisions(candidates, scores)
+            sampled, written, tagged = (
+                sampled + len(candidates),
+                written + len(points),
+                tagged + int(tags.sum()),
+            )
+            sparse = torch.full_like(truth, ignore_index)
+            for cls, row, col in points.tolist():
+                sparse[row * 4 : row * 4 + 4, col * 4 : col * 4 + 4] = cls
+            known = (sparse != ignore_index) & (truth != ignore_index)
+            correct += int((sparse[known] == truth[known]).sum())
+            labelled += int(known.sum())
+            pixels = view.mul(255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(pixels).save(output / "images" / f"{name}.png")
+            Image.fromarray(sparse.numpy().astype(np.uint8)).save(output / "labels" / f"{name}.png")
+            lines.append(f"images/{name}.png labels/{name}.png")
     (output / "train.txt").write_text("\n".join(lines) + "\n")
     (output / "classes.txt").write_text("\n".join(info.class_names) + "\n")
     return {
+        "strategy": strategy,
         "images": len(lines),
+        "crops_per_image": crops,
+        "tags_per_image": tagged / max(len(lines), 1),  # how much a tag set says: fewer = more informative
         "points_sampled": sampled,
         "points_written": written,  # fewer where classes chose the same cell (the higher score kept it)
         "labelled_pixels": labelled,
