@@ -39,6 +39,7 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[str, Any] | None = None
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    extra_state: dict[str, Any] | None = None  # e.g. the gradient combiner's statistics (engine/combine.py)
 
 
 def _fsync_replace(tmp: Path, final: Path) -> None:
@@ -84,12 +85,35 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], info: dict[str, Any])
     return {"state": state, "param_groups": info["param_groups"]}
 
 
+def _flatten_tree(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """JSON skeleton of nested dicts/lists whose tensors are stored as ``tensors[prefix...]`` references."""
+    if isinstance(value, torch.Tensor):
+        tensors[prefix] = value.detach().cpu().contiguous()
+        return {"__tensor__": prefix}
+    if isinstance(value, dict):
+        return {str(k): _flatten_tree(v, f"{prefix}.{k}", tensors) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_flatten_tree(v, f"{prefix}.{i}", tensors) for i, v in enumerate(value)]
+    return value
+
+
+def _unflatten_tree(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__tensor__"}:
+            return tensors[value["__tensor__"]]
+        return {k: _unflatten_tree(v, tensors) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unflatten_tree(v, tensors) for v in value]
+    return value
+
+
 def save_checkpoint(
     path: str | Path,
     model_state: dict[str, torch.Tensor],
     meta: dict[str, Any],
     optimizer_state: dict[str, Any] | None = None,
     rng_state: dict[str, torch.Tensor] | None = None,
+    extra_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``path`` (.safetensors) and a human-readable ``path.json`` sidecar, each via temp file + fsync + rename.
 
@@ -106,6 +130,8 @@ def save_checkpoint(
         tensors.update(optim_tensors)
     for name, value in (rng_state or {}).items():
         tensors[f"rng.{name}"] = value.cpu().contiguous()
+    if extra_state is not None:
+        meta["extra_state"] = _flatten_tree(extra_state, "extra", tensors)
     tmp = path.with_name(path.name + ".tmp")
     sidecar = path.with_suffix(".json")
     tmp_json = sidecar.with_name(sidecar.name + ".tmp")
@@ -114,7 +140,8 @@ def save_checkpoint(
         if os.environ.get(WRITE_DELAY_ENV):
             time.sleep(float(os.environ[WRITE_DELAY_ENV]))
         _fsync_replace(tmp, path)
-        tmp_json.write_text(json.dumps({k: v for k, v in meta.items() if k != "optimizer"}, indent=2))
+        readable = {k: v for k, v in meta.items() if k not in ("optimizer", "extra_state")}
+        tmp_json.write_text(json.dumps(readable, indent=2))
         _fsync_replace(tmp_json, sidecar)
     except Exception as err:
         tmp.unlink(missing_ok=True)  # a half-written temp file would only eat the disk space that ran out
@@ -173,7 +200,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         optim = _unflatten_optimizer(
             {k: v for k, v in tensors.items() if k.startswith("optim.")}, meta.pop("optimizer")
         )
-    return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng)
+    extra = _unflatten_tree(meta.pop("extra_state"), tensors) if "extra_state" in meta else None
+    return Checkpoint(meta=meta, model_state=model, optimizer_state=optim, rng_state=rng, extra_state=extra)
 
 
 # Model kinds that never map a feature cell to a pixel (global pool5 features, the label autoencoder's own

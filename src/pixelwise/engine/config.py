@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from pixelwise.engine.combine import COMBINERS
+
 _BOUNDS = ("minimum", "exclusive_minimum", "maximum", "exclusive_maximum")
 
 
@@ -220,6 +222,24 @@ class RunConfig:
     poly_power: float = option(0.9, "poly schedule: lr = base * (1 - t/T)^power", minimum=0)
     step_epochs: list[int] = option([], "step schedule: epochs at which the lr is divided by 10", minimum=1)
     warmup_iters: int = option(0, "linear warm-up iterations", minimum=0)
+    combine: str = option(
+        "sum",
+        "how the gradients of a task with several losses (multi-proxy pretraining) combine on the shared "
+        "weights: sum (Eq. 4.9), normsgd (each divided by its mean |gradient| over the backbone, Eq. 4.11; "
+        "needs --optimizer sgd) or separate (one optimiser state per loss, Eq. 4.10: Multi-Adam)",
+        choices=COMBINERS,
+    )
+    round_robin: int = option(
+        0,
+        "tasks with several losses: train one at a time, switching every Q steps (§4.5.4); 0: all",
+        minimum=0,
+    )
+    normsgd_freeze: int | None = option(
+        None,
+        "step at which --combine normsgd freezes its per-loss gradient scales (default: the end of "
+        "--warmup-iters plus a tenth of the steps to the first lr drop)",
+        minimum=1,
+    )
     weights: str | None = option(
         None, "initial backbone weights file (.safetensors or torchvision .pth); never downloaded"
     )

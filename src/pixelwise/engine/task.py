@@ -8,6 +8,7 @@ model, its loss on one batch, and its validation. Supervised segmentation (Long)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -50,4 +51,23 @@ class Task(Protocol):
 
     def metadata(self) -> dict[str, Any]:
         """JSON metadata stored in checkpoints besides the model config (classes, palette, ...)."""
+        ...
+
+
+class MultiLossTask(Task, Protocol):
+    """A task with several losses on shared weights (multi-proxy pretraining, Larsson §4.5): the loop backprops
+    each on its own and a :class:`~pixelwise.engine.combine.GradientCombiner` (``--combine``) makes the step.
+
+    ``loss`` is then unused; the loop calls ``losses`` instead.
+    """
+
+    def loss_names(self) -> list[str]:
+        """The names of the losses, in a fixed order (round-robin cycles through them in it)."""
+        ...
+
+    def losses(
+        self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]
+    ) -> Iterator[tuple[str, Callable[[], torch.Tensor]]]:
+        """(name, thunk) per loss of one batch; a thunk runs that loss's forward when called, so the loop
+        evaluates only the active ones (round-robin) and frees each graph before the next is built."""
         ...

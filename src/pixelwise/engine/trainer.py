@@ -29,6 +29,12 @@ from tqdm import tqdm
 from pixelwise.data.validation import skip_bad_samples
 from pixelwise.engine import optim
 from pixelwise.engine.checkpoint import load_checkpoint, require_current_geometry, save_checkpoint
+from pixelwise.engine.combine import (
+    GradientCombiner,
+    add_gradients,
+    check_combine_options,
+    normsgd_freeze_step,
+)
 from pixelwise.engine.config import RunConfig, save_yaml
 from pixelwise.engine.distributed import agree_any, agree_max, amp_note, native_bf16, sync_batchnorm
 from pixelwise.engine.errors import (
@@ -90,10 +96,21 @@ class Trainer:
         self.frozen = freeze_stages(self.model.backbone, config.freeze)
         self.model.to(self.device)
         self.net: nn.Module = self.model
+        self.multi_loss = hasattr(
+            task, "losses"
+        )  # several losses on shared weights: a GradientCombiner steps
+        check_combine_options(config, self.multi_loss)
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+            # A multi-loss step runs one task's forward/backward at a time: the other heads get no gradient.
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=device_ids, find_unused_parameters=self.multi_loss
+            )
         self.optimizer = optim.build_optimizer(self.model, config, self.base_lr)
+        self.combiner: GradientCombiner | None = None  # built in run(), when the schedule's length is known
+        self._combiner_state: dict[str, Any] | None = None
+        self._task_grads: dict[str, list[torch.Tensor | None]] = {}
+        self._task_losses: dict[str, float] = {}
         self.train_loader = make_loader(self.train_set, config, self.dist, self.device, train=True)
         self.val_loader = make_loader(self.val_set, config, self.dist, self.device, train=False)
         self._clock_start = time.time()  # run() rebases it on the minutes a resumed checkpoint already used
@@ -119,9 +136,11 @@ class Trainer:
         )  # on every rank: the states are gathered
         if not self.dist.is_main:
             return
-        extra = {}
+        extra: dict[str, Any] = {}
         if with_training_state:
             extra = {"optimizer_state": self.optimizer.state_dict(), "rng_state": rng}
+            if self.combiner is not None:
+                extra["extra_state"] = {"combiner": self.combiner.state_dict()}
         # Inference checkpoints drop training-only branches (e.g. the label-AE regulariser): a model may offer
         # ``inference_model()``; resumable ones keep everything so --resume is exact.
         model = (
@@ -156,6 +175,7 @@ class Trainer:
                 f"was started with (see {path.with_suffix('.json')})"
             ) from err
         self.state = TrainState.from_dict(checkpoint.meta["state"])
+        self._combiner_state = (checkpoint.extra_state or {}).get("combiner")
         if self.state.step_in_epoch:  # (batch size, accumulation and data were checked equal above)
             # The saved RNG state is the one after this epoch's DataLoader iterator drew its seed; train_one_epoch
             # restores it after creating the iterator, so the remaining batches see the same random numbers.
@@ -203,6 +223,8 @@ class Trainer:
         total = optim.total_iterations(config.epochs, iters_per_epoch)
         if config.schedule == "poly-time":
             optim.require_time_limit(config)
+        if self.multi_loss:
+            self.combiner = self.build_combiner(total, iters_per_epoch)
         # Only at the start: a resumed run's checkpoint holds its recalibrated statistics.
         if config.recalibrate_bn and self.state.iteration == 0:
             from pixelwise.engine.batchnorm import recalibrate_batchnorm
@@ -300,7 +322,7 @@ class Trainer:
                 if non_finite:
                     self.skip_non_finite(loss_sum, buffers)
                 else:
-                    self.optimizer.step()
+                    self.optimizer_step()
                     self.nan_in_a_row = 0
                 self.optimizer.zero_grad(set_to_none=True)
                 self.state.iteration += 1
@@ -315,6 +337,7 @@ class Trainer:
                         iteration=self.state.iteration,
                         loss=loss_sum,
                         lr=lr,
+                        **self.task_diagnostics(),
                     )
                 if stop:
                     self.state.minutes_trained = self.minutes_trained()
@@ -328,6 +351,9 @@ class Trainer:
         try:
             for _ in range(config.accumulate):
                 images, targets = next(batches)
+                if self.combiner is not None:
+                    loss_sum += self.task_losses_backward(images, targets) / config.accumulate
+                    continue
                 loss = self.compute_loss(images, targets)
                 (loss / config.accumulate).backward()
                 loss_sum += loss.item() / config.accumulate
@@ -344,9 +370,68 @@ class Trainer:
             ) from err
         return loss_sum
 
+    # ----------------------------------------------------------------- several losses (engine/combine.py)
+    def build_combiner(self, total: int, iters_per_epoch: int) -> GradientCombiner:
+        config = self.config
+        freeze_at = config.normsgd_freeze
+        if freeze_at is None:
+            drops = [e * iters_per_epoch for e in config.step_epochs] if config.schedule == "step" else []
+            freeze_at = normsgd_freeze_step(config.warmup_iters, min(drops, default=total))
+        combiner = GradientCombiner(
+            config.combine,
+            [p for p in self.model.parameters() if p.requires_grad],
+            self.model.backbone.parameters(),
+            self.task.loss_names(),
+            round_robin=config.round_robin,
+            freeze_at=freeze_at,
+        )
+        if self._combiner_state is not None:
+            combiner.load_state_dict(self._combiner_state)
+        return combiner
+
+    def task_losses_backward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> float:
+        """One batch of a multi-loss task: each active loss's backward, its gradients set aside for the
+        combiner (the graph of one loss is freed before the next is built); returns the summed loss."""
+        assert self.combiner is not None
+        images = images.to(self.device, non_blocking=True)
+        targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
+        active = self.combiner.active(self.state.iteration)
+        total = 0.0
+        for name, term in self.task.losses(self.net, images, targets):
+            if name not in active:
+                continue
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                loss = term()
+            (loss / self.config.accumulate).backward()
+            grads = self.combiner.take_gradients()
+            if name in self._task_grads:  # --accumulate: this loss's gradients over the step's batches
+                grads = [add_gradients(a, b) for a, b in zip(self._task_grads[name], grads)]
+            self._task_grads[name] = grads
+            value = loss.item()
+            self._task_losses[name] = self._task_losses.get(name, 0.0) + value / self.config.accumulate
+            total += value
+        return total
+
+    def optimizer_step(self) -> None:
+        if self.combiner is None:
+            self.optimizer.step()
+            return
+        self.combiner.step(self.optimizer, self._task_grads, self.state.iteration)
+        self._task_grads = {}
+
+    def task_diagnostics(self) -> dict[str, float]:
+        """Per-loss values (and NormSGD's scales s_m) of the last step, for log.jsonl; {} for one loss."""
+        if self.combiner is None:
+            return {}
+        values = {f"loss_{name}": value for name, value in self._task_losses.items()}
+        values |= {f"scale_{name}": value for name, value in self.combiner.last_scales.items()}
+        self._task_losses = {}
+        return values
+
     def skip_non_finite(self, loss_sum: float, buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """--on-nan: stop without saving (last.safetensors stays the last good state) or drop this batch."""
         self.optimizer.zero_grad(set_to_none=True)
+        self._task_grads = {}
         self.nan_in_a_row = check_non_finite(
             loss_sum, self.config.on_nan, self.state, self.nan_in_a_row, self.output / "last.safetensors"
         )
