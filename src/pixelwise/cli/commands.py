@@ -66,7 +66,11 @@ def register_pretrain(sub: argparse._SubParsersAction) -> None:
         "grey images. The checkpoint colorizes images (`pixelwise colorize`) and initialises segmentation "
         "(`pixelwise train --init-from RUN --in-channels 1`). label-ae (Mostajabi 2018 §3.1): an autoencoder "
         "of the training label maps alone (no images), validated by reconstruction mean IoU; it regularises "
-        "segmentation training (`pixelwise train --regularizer label-ae --label-ae RUN`).",
+        "segmentation training (`pixelwise train --regularizer label-ae --label-ae RUN`). jigsaw, motion and "
+        "multi (Larsson Ch. 4): proxy tasks on one 3-channel backbone, each with its own head; with several "
+        "--tasks their gradients combine by --combine (sum, normsgd, separate) or --round-robin Q; validated "
+        "by each task's held-out loss; initialise segmentation with `pixelwise train --init-from RUN "
+        "--in-channels 3`.",
         PretrainConfig,
         run_pretrain,
     )
@@ -80,6 +84,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
         from pixelwise.methods.label_ae import LabelAETask
 
         task = LabelAETask(config)
+    elif config.method in ("jigsaw", "motion", "multi"):
+        from pixelwise.methods.multiproxy import MultiProxyTask
+
+        task = MultiProxyTask(config)
     else:
         from pixelwise.methods.colorization import ColorizationTask
 

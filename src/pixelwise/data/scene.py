@@ -3,10 +3,23 @@
 The camera sits ``CAMERA_HEIGHT`` m above flat ground with focal length ``W`` pixels, so an object at depth
 Z stands on image row ``horizon + f * CAMERA_HEIGHT / Z`` and is ``f / Z`` pixels per metre: objects lower in
 the image are nearer and larger, and the depth map is consistent with the layout.
+
+Coordinates: continuous pixel coordinates, pixel (i, j) spanning [i, i+1) x [j, j+1) with its centre at
+(i + 0.5, j + 0.5); camera axes x right, y down, z forward (metres), so a point (X, Y, Z) projects to
+(row, col) = (horizon + f Y / Z, vx + f X / Z).
+
+Second frame (relative-motion proxy, Larsson §4.7.1; spec "V-syn"). :func:`render_scene_full` also returns the
+scene's description (:class:`Scene`: the camera and every painted surface), from which
+:func:`render_second_frame` renders the same static world seen after an :class:`EgoMotion` and
+:func:`ego_flow` gives the exact optical flow of every first-frame pixel. Textures are anchored to the world:
+a surface point carries the texture the first frame shows at its first-frame projection, so the two frames
+differ only by the motion (and by what it occludes or reveals). Depths >= ``FAR`` (the sky and the ground
+beyond it) are treated as infinitely far: they move with the camera's rotation only.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +27,7 @@ import numpy as np
 SKY, BUILDING, ROAD, VEGETATION, VEHICLE, PERSON = range(6)
 FAR = 80.0  # metres; sky and the ground near the horizon
 CAMERA_HEIGHT = 1.5  # metres
+MIN_DEPTH = 0.1  # metres; nearer than this (or behind the camera) after the motion: no flow (NaN)
 
 # Per class: hue angle in the CbCr plane (degrees), chroma, and the per-instance luminance range. Luminance
 # ranges overlap widely so that grey level alone does not reveal the class (colour must come from context).
@@ -36,14 +50,20 @@ class _Canvas:
     hue: np.ndarray  # radians in the CbCr plane
     chroma: np.ndarray
 
-    def paint(self, region: Region, mask: np.ndarray, cls: int, depth, lum, rng: np.random.Generator) -> None:
-        """Paint ``mask`` (shaped like ``region``); array-valued ``depth``/``lum`` are also region-shaped."""
+    def paint(
+        self, region: Region, mask: np.ndarray, cls: int, depth, lum, rng: np.random.Generator
+    ) -> tuple[float, float]:
+        """Paint ``mask`` (shaped like ``region``); array-valued ``depth``/``lum`` are also region-shaped.
+
+        Returns the (hue, chroma) drawn for this surface, so that a second frame can repaint it.
+        """
         hue, chroma = _HUE[cls] + rng.uniform(-0.15, 0.15), _CHROMA[cls] * rng.uniform(0.8, 1.2)
         self.seg[region][mask] = cls
         self.depth[region][mask] = depth if np.isscalar(depth) else depth[mask]
         self.lum[region][mask] = lum if np.isscalar(lum) else lum[mask]
         self.hue[region][mask] = hue
         self.chroma[region][mask] = chroma
+        return hue, chroma
 
 
 @dataclass(frozen=True)
@@ -58,7 +78,9 @@ class _Object:
 
 
 @dataclass(frozen=True)
-class _Camera:
+class Camera:
+    """The renderer's pinhole camera: no pitch or roll, ``CAMERA_HEIGHT`` m above the ground."""
+
     horizon: float  # row of the horizon
     vx: float  # column of the vanishing point
     f: float  # focal length, pixels
@@ -70,9 +92,83 @@ class _Camera:
         return self.vx + x * self.f / z
 
 
-def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
-    """Bilinearly upsampled Gaussian grid: blotchy low-frequency texture, unit-ish variance."""
-    grid = rng.standard_normal((int(h / cell) + 2, int(w / cell) + 2))
+_Camera = Camera  # the name before the camera became public
+
+
+@dataclass(frozen=True)
+class EgoMotion:
+    """Where the second frame's camera is, relative to the first's: ``right``, ``up`` and ``forward`` in metres
+    along the first camera's axes, then a turn of ``yaw`` radians about the vertical axis (positive: to the
+    right). The world is static; a camera moving forward sees it expand from the vanishing point."""
+
+    forward: float = 0.0
+    right: float = 0.0
+    up: float = 0.0
+    yaw: float = 0.0
+
+    def __post_init__(self) -> None:
+        values = (self.forward, self.right, self.up, self.yaw)
+        # Past these the ground plane or the image edge would be behind the camera: the renderer has no answer.
+        if not all(math.isfinite(v) for v in values) or abs(self.yaw) >= 0.5 or abs(self.up) >= CAMERA_HEIGHT:
+            raise ValueError(
+                f"EgoMotion{values}: needs finite values, |yaw| < 0.5 rad and |up| < {CAMERA_HEIGHT} m "
+                f"(the camera height)"
+            )
+
+    @property
+    def centre(self) -> tuple[float, float, float]:
+        """The second camera's centre in first-camera coordinates (x right, y down, z forward)."""
+        return self.right, -self.up, self.forward
+
+
+@dataclass(frozen=True)
+class _Surface:
+    """One painted surface's colour: base luminance and the drawn hue and chroma."""
+
+    lum: float
+    hue: float
+    chroma: float
+
+
+@dataclass(frozen=True)
+class _Painted:
+    """An object as it was painted: its geometry, colour and (buildings) window darkening."""
+
+    obj: _Object
+    surface: _Surface
+    window: float
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A rendered scene (``image`` uint8 [h,w,3], ``seg`` uint8 [h,w], ``depth`` float32 [h,w] metres) and the
+    description it was painted from, enough to render the same world from another camera pose."""
+
+    image: np.ndarray
+    seg: np.ndarray
+    depth: np.ndarray
+    camera: Camera
+    road_half: float
+    road_offset: float
+    illumination: float
+    noise_grid: np.ndarray  # the coarse Gaussian grid behind ``smooth_noise``
+    noise_cell: float
+    fine: np.ndarray  # per-pixel white noise [h,w]
+    sky: _Surface
+    verge: _Surface
+    road: _Surface
+    objects: tuple[_Painted, ...]  # in painting order (far first)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.seg.shape[0], self.seg.shape[1]
+
+
+def _noise_grid(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    return rng.standard_normal((int(h / cell) + 2, int(w / cell) + 2))
+
+
+def _upsample_grid(grid: np.ndarray, h: int, w: int, cell: float) -> np.ndarray:
     y, x = (np.arange(h) + 0.5) / cell, (np.arange(w) + 0.5) / cell
     y0, x0 = y.astype(int), x.astype(int)
     fy, fx = (y - y0)[:, None], (x - x0)[None, :]
@@ -81,28 +177,71 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.nd
     return top * (1 - fy) + bottom * fy
 
 
+def _noise_at(grid: np.ndarray, cell: float, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
+    """``_upsample_grid``'s field at arbitrary points (the same arithmetic: equal values at pixel centres);
+    beyond the grid it clamps to the edge cells."""
+    y, x = yy.astype(np.float64) / cell, xx.astype(np.float64) / cell
+    y0 = np.clip(np.floor(y), 0, grid.shape[0] - 2).astype(int)
+    x0 = np.clip(np.floor(x), 0, grid.shape[1] - 2).astype(int)
+    fy, fx = np.clip(y - y0, 0, 1), np.clip(x - x0, 0, 1)
+    top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
+    bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """Bilinearly upsampled Gaussian grid: blotchy low-frequency texture, unit-ish variance."""
+    return _upsample_grid(_noise_grid(rng, h, w, cell), h, w, cell)
+
+
 def render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: (RGB uint8 [h,w,3], class ids uint8 [h,w], depth float32 [h,w] in metres)."""
-    cam = _Camera(horizon=rng.uniform(0.3, 0.55) * h, vx=rng.uniform(0.35, 0.65) * w, f=float(w))
+    scene = render_scene_full(rng, h, w)
+    return scene.image, scene.seg, scene.depth
+
+
+def render_scene_full(rng: np.random.Generator, h: int, w: int) -> Scene:
+    """:func:`render_scene` with the scene's description (camera, surfaces): same draws, same arrays."""
+    cam = Camera(horizon=rng.uniform(0.3, 0.55) * h, vx=rng.uniform(0.35, 0.65) * w, f=float(w))
     road_half, road_offset = rng.uniform(3.0, 8.0), rng.uniform(-3.0, 3.0)
     objects = _buildings(rng, cam, w) + _trees(rng, road_half) + _vehicles(rng, road_half, road_offset)
     objects += _people(rng, road_half, road_offset)
     illumination = rng.uniform(0.7, 1.25)
 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
-    noise = smooth_noise(rng, h, w, cell=max(2.0, w / 20))
-    canvas = _ground(rng, cam, yy, xx, road_half, road_offset)
-    for obj in sorted(objects, key=lambda o: -o.z):  # painter's algorithm: far first
+    cell = max(2.0, w / 20)
+    grid = _noise_grid(rng, h, w, cell)
+    noise = _upsample_grid(grid, h, w, cell)
+    canvas, (sky, verge, road) = _ground(rng, cam, yy, xx, road_half, road_offset)
+    painted = tuple(
         _paint_object(canvas, obj, cam, yy, xx, noise, rng)
+        for obj in sorted(objects, key=lambda o: -o.z)  # painter's algorithm: far first
+    )
     fine = rng.standard_normal((h, w))
-    return _colour(canvas, illumination, noise, fine), canvas.seg, canvas.depth
+    image = _colour(canvas, illumination, noise, fine)
+    return Scene(
+        image, canvas.seg, canvas.depth, cam, road_half, road_offset, illumination, grid, cell, fine,
+        sky, verge, road, painted,
+    )  # fmt: skip
 
 
-def _ground(rng, cam: _Camera, yy, xx, road_half: float, road_offset: float) -> _Canvas:
+def _sky_lum(base: float, cam: Camera, yy: np.ndarray) -> np.ndarray:
+    return base * (0.85 + 0.25 * np.clip(yy / cam.horizon, 0, 1))  # brighter at the horizon
+
+
+def _road_mask(cam: Camera, yy, xx, road_half: float, road_offset: float) -> np.ndarray:
+    below = yy - cam.horizon
+    scale = np.maximum(below, 0) / CAMERA_HEIGHT  # pixels per metre on the ground at this row
+    return (below > 0) & (np.abs(xx - cam.vx - road_offset * scale) <= road_half * scale)
+
+
+def _ground(
+    rng, cam: Camera, yy, xx, road_half: float, road_offset: float
+) -> tuple[_Canvas, tuple[_Surface, _Surface, _Surface]]:
     h, w = yy.shape
     below = yy - cam.horizon
     ground_depth = np.where(below > 0, cam.f * CAMERA_HEIGHT / np.maximum(below, 1e-3), FAR).clip(max=FAR)
-    sky_lum = rng.uniform(*_LUM[SKY]) * (0.85 + 0.25 * np.clip(yy / cam.horizon, 0, 1))  # brighter at horizon
+    sky_base = rng.uniform(*_LUM[SKY])
     canvas = _Canvas(
         seg=np.full((h, w), SKY, np.uint8),
         depth=np.full((h, w), FAR, np.float32),
@@ -110,17 +249,18 @@ def _ground(rng, cam: _Camera, yy, xx, road_half: float, road_offset: float) -> 
         hue=np.zeros((h, w), np.float32),
         chroma=np.zeros((h, w), np.float32),
     )
-    canvas.paint(FULL, np.ones((h, w), bool), SKY, FAR, sky_lum, rng)
-    canvas.paint(
-        FULL, below > 0, VEGETATION, ground_depth, rng.uniform(*_LUM[VEGETATION]), rng
-    )  # grass verge
-    scale = np.maximum(below, 0) / CAMERA_HEIGHT  # pixels per metre on the ground at this row
-    road = (below > 0) & (np.abs(xx - cam.vx - road_offset * scale) <= road_half * scale)
-    canvas.paint(FULL, road, ROAD, ground_depth, rng.uniform(*_LUM[ROAD]), rng)
-    return canvas
+    sky = _Surface(
+        sky_base, *canvas.paint(FULL, np.ones((h, w), bool), SKY, FAR, _sky_lum(sky_base, cam, yy), rng)
+    )
+    verge_lum = rng.uniform(*_LUM[VEGETATION])
+    verge = _Surface(verge_lum, *canvas.paint(FULL, below > 0, VEGETATION, ground_depth, verge_lum, rng))
+    road = _road_mask(cam, yy, xx, road_half, road_offset)
+    road_lum = rng.uniform(*_LUM[ROAD])
+    road_surface = _Surface(road_lum, *canvas.paint(FULL, road, ROAD, ground_depth, road_lum, rng))
+    return canvas, (sky, verge, road_surface)
 
 
-def _buildings(rng, cam: _Camera, w: int) -> list[_Object]:
+def _buildings(rng, cam: Camera, w: int) -> list[_Object]:
     out = []
     for _ in range(rng.integers(2, 7)):
         z = rng.uniform(20.0, 70.0)
@@ -162,23 +302,25 @@ def _people(rng, road_half: float, road_offset: float) -> list[_Object]:
     return out
 
 
-def _paint_object(canvas: _Canvas, obj: _Object, cam: _Camera, yy, xx, noise, rng) -> None:
+def _object_box(obj: _Object, cam: Camera) -> tuple[float, float, float, float]:
+    """(top, bottom, left, right) image bounds around the object, with margin for the tree crown's noise: the
+    shapes stay inside, so the box only saves work."""
+    base, xc = cam.row(obj.z), cam.col(obj.x, obj.z)
+    half_w, hgt = obj.width * cam.f / obj.z / 2, obj.height * cam.f / obj.z
+    return base - 1.2 * hgt - 1, base + 2, xc - 1.5 * half_w - 1, xc + 1.5 * half_w + 2
+
+
+def _object_shape(obj: _Object, cam: Camera, yy, xx, noise, lum: float, window: float):
+    """(mask, luminance) of ``obj`` at image points ``yy``, ``xx`` (any shape; ``noise`` sampled there)."""
     z, cls = obj.z, obj.cls
     base, xc = cam.row(z), cam.col(obj.x, z)
     half_w, hgt = obj.width * cam.f / z / 2, obj.height * cam.f / z
-    # Work inside the object's bounding box (with margin for tree-crown noise): most objects are small.
-    h, w = yy.shape
-    top, bottom = int(max(0, base - 1.2 * hgt - 1)), int(min(h, base + 2))
-    left, right = int(max(0, xc - 1.5 * half_w - 1)), int(min(w, xc + 1.5 * half_w + 2))
-    region = (slice(top, max(top, bottom)), slice(left, max(left, right)))
-    yy, xx, noise = yy[region], xx[region], noise[region]
     dx, dy = (xx - xc) / max(half_w, 0.5), (yy - (base - hgt / 2)) / max(hgt / 2, 0.5)
-    lum = rng.uniform(*_LUM[cls])
     if cls == BUILDING:
         mask = (np.abs(dx) <= 1) & (np.abs(dy) <= 1)
         period = max(2.0, 1.5 * cam.f / z)  # ~1.5 m window grid
         windows = ((xx % period) < period / 2) & ((yy % period) < period / 2)
-        lum = lum * np.where(windows, rng.uniform(0.6, 0.85), 1.0)
+        lum = lum * np.where(windows, window, 1.0)
     elif cls == VEGETATION:
         crown = (dx**2 + ((yy - (base - 0.6 * hgt)) / max(0.4 * hgt, 0.5)) ** 2 + 0.35 * noise) <= 1
         trunk = (np.abs(dx) <= 0.12) & (yy <= base) & (yy >= base - 0.5 * hgt)
@@ -190,7 +332,21 @@ def _paint_object(canvas: _Canvas, obj: _Object, cam: _Camera, yy, xx, noise, rn
         body = (dx**2 + ((yy - (base - 0.42 * hgt)) / (0.42 * hgt + 0.5)) ** 2) <= 1
         head = (xx - xc) ** 2 + (yy - (base - 0.91 * hgt)) ** 2 <= (0.09 * hgt + 0.5) ** 2
         mask = body | head
-    canvas.paint(region, mask, cls, np.float32(z), lum, rng)
+    return mask, lum
+
+
+def _paint_object(canvas: _Canvas, obj: _Object, cam: Camera, yy, xx, noise, rng) -> _Painted:
+    # Work inside the object's bounding box (with margin for tree-crown noise): most objects are small.
+    h, w = yy.shape
+    box_top, box_bottom, box_left, box_right = _object_box(obj, cam)
+    top, bottom = int(max(0, box_top)), int(min(h, box_bottom))
+    left, right = int(max(0, box_left)), int(min(w, box_right))
+    region = (slice(top, max(top, bottom)), slice(left, max(left, right)))
+    lum = rng.uniform(*_LUM[obj.cls])
+    window = rng.uniform(0.6, 0.85) if obj.cls == BUILDING else 1.0  # windows darker than the wall
+    mask, lum_map = _object_shape(obj, cam, yy[region], xx[region], noise[region], lum, window)
+    hue, chroma = canvas.paint(region, mask, obj.cls, np.float32(obj.z), lum_map, rng)
+    return _Painted(obj, _Surface(lum, hue, chroma), window)
 
 
 def _colour(canvas: _Canvas, illumination: float, noise: np.ndarray, fine: np.ndarray) -> np.ndarray:
@@ -200,3 +356,130 @@ def _colour(canvas: _Canvas, illumination: float, noise: np.ndarray, fine: np.nd
     cb, cr = chroma * np.cos(canvas.hue), chroma * np.sin(canvas.hue)
     rgb = np.stack([y + 1.402 * cr, y - 0.344 * cb - 0.714 * cr, y + 1.772 * cb], axis=-1)
     return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+# --- A second frame after an ego-motion, and the exact flow between the two ------------------------------------
+
+
+def _pixel_centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    return yy + 0.5, xx + 0.5
+
+
+def ego_project(
+    depth: np.ndarray, camera: Camera, motion: EgoMotion
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel's static scene point appears after ``motion``: (row, col, depth) in the second camera,
+    float64 [h,w]. Pixels with depth >= ``FAR`` are directions at infinity (their depth stays ``inf``)."""
+    yy, xx = _pixel_centres(*depth.shape)
+    ray_x, ray_y = (xx - camera.vx) / camera.f, (yy - camera.horizon) / camera.f
+    z = depth.astype(np.float64)
+    finite = z < FAR
+    cx, cy, cz = motion.centre
+    # First-camera point minus the second camera's centre (a direction, unscaled, at infinity) ...
+    px = np.where(finite, z * ray_x - cx, ray_x)
+    py = np.where(finite, z * ray_y - cy, ray_y)
+    pz = np.where(finite, z - cz, 1.0)
+    # ... turned into the second camera's axes: R^T p, R = yaw about the y axis (camera z -> (sin, 0, cos)).
+    cos, sin = math.cos(motion.yaw), math.sin(motion.yaw)
+    qx, qz = cos * px - sin * pz, sin * px + cos * pz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        row, col = camera.horizon + camera.f * py / qz, camera.vx + camera.f * qx / qz
+    return row, col, np.where(finite, qz, np.inf)
+
+
+def ego_flow(depth: np.ndarray, camera: Camera, motion: EgoMotion) -> np.ndarray:
+    """Exact optical flow float32 [2,h,w] = (dx, dy) in pixels, from the frame with ``depth`` (metres, [h,w])
+    to the frame after the camera's ``motion``, for a static scene seen by ``camera``.
+
+    The flow of a point is where it projects in the second camera minus where it is; the points that end up
+    behind (or nearer than ``MIN_DEPTH`` to) the second camera have no image and get NaN. Points that leave the
+    image or become occluded keep their (geometric) flow.
+    """
+    row, col, z2 = ego_project(depth, camera, motion)
+    yy, xx = _pixel_centres(*depth.shape)
+    flow = np.stack([col - xx, row - yy]).astype(np.float32)
+    flow[:, ~(z2 > MIN_DEPTH)] = np.nan
+    return flow
+
+
+def render_second_frame(scene: Scene, motion: EgoMotion) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scene's static world after the camera's ``motion``: (RGB uint8 [h,w,3], class ids uint8 [h,w],
+    depth float32 [h,w] metres, in the second camera), consistent with :func:`ego_flow` of the first frame.
+
+    Ray casting from the second camera: each pixel's ray meets the ground plane, the sky at infinity, and the
+    plane of every object (a billboard facing the first camera); the nearest object whose shape covers the hit
+    point wins, over the ground or sky (the first frame's painter's order, per pixel). The hit point's
+    first-frame projection gives its texture coordinates, so each surface keeps its texture (the first frame's,
+    and the same rules beyond the first frame's borders). With no motion this repaints the first frame.
+    """
+    h, w = scene.size
+    cam = scene.camera
+    yy, xx = _pixel_centres(h, w)
+    cos, sin = math.cos(motion.yaw), math.sin(motion.yaw)
+    dx2, dy2 = (xx - cam.vx) / cam.f, (yy - cam.horizon) / cam.f
+    # The ray (second-camera direction (dx2, dy2, 1)) in first-camera axes: R d.
+    rx, ry, rz = cos * dx2 + sin, dy2, cos - sin * dx2
+    cx, cy, cz = motion.centre
+
+    # Backdrop: the ground plane y = CAMERA_HEIGHT where the ray goes down, else the sky at infinity.
+    with np.errstate(divide="ignore"):
+        t = np.where(ry > 0, (CAMERA_HEIGHT - cy) / ry, np.inf)
+    near = t < FAR  # ground beyond FAR is drawn at infinity, like the first frame's clipped ground
+    gx, gy, gz = cx + t * rx, cy + t * ry, cz + t * rz
+    with np.errstate(divide="ignore", invalid="ignore"):
+        src_y = np.where(near, cam.horizon + cam.f * gy / gz, cam.horizon + cam.f * ry / rz)
+        src_x = np.where(near, cam.vx + cam.f * gx / gz, cam.vx + cam.f * rx / rz)
+    src_y, src_x = src_y.astype(np.float32), src_x.astype(np.float32)  # the first frame's precision
+    depth = np.where(near, t, FAR).astype(np.float32)
+    seg, lum, hue, chroma = _backdrop(scene, src_y, src_x)
+
+    nearest = np.full((h, w), np.inf)
+    for painted in scene.objects:  # far first, so that ties go to the later one, as painting does
+        obj = painted.obj
+        with np.errstate(divide="ignore"):
+            t_obj = np.where(rz > 0, (obj.z - cz) / rz, -1.0)  # the ray meets the plane z = obj.z
+        oy = (cam.horizon + cam.f * (cy + t_obj * ry) / obj.z).astype(np.float32)
+        ox = (cam.vx + cam.f * (cx + t_obj * rx) / obj.z).astype(np.float32)
+        top, bottom, left, right = _object_box(obj, cam)
+        cand = (
+            (t_obj > MIN_DEPTH)
+            & (t_obj <= nearest)
+            & (oy >= top)
+            & (oy < bottom)
+            & (ox >= left)
+            & (ox < right)
+        )
+        if not cand.any():
+            continue
+        sy, sx = oy[cand], ox[cand]
+        noise = _noise_at(scene.noise_grid, scene.noise_cell, sy, sx)
+        mask, obj_lum = _object_shape(obj, cam, sy, sx, noise, painted.surface.lum, painted.window)
+        hit = np.zeros((h, w), bool)
+        hit[cand] = mask
+        seg[hit], depth[hit], nearest[hit] = obj.cls, t_obj[hit], t_obj[hit]
+        lum[hit] = obj_lum if np.isscalar(obj_lum) else obj_lum[mask]
+        hue[hit], chroma[hit] = painted.surface.hue, painted.surface.chroma
+        src_y[hit], src_x[hit] = oy[hit], ox[hit]
+
+    noise = _noise_at(scene.noise_grid, scene.noise_cell, src_y, src_x)
+    rows = np.clip(np.floor(src_y), 0, h - 1).astype(int)
+    cols = np.clip(np.floor(src_x), 0, w - 1).astype(int)
+    fine = scene.fine[rows, cols]  # white noise: the nearest first-frame pixel's draw
+    canvas = _Canvas(seg, depth, lum, hue, chroma)
+    return _colour(canvas, scene.illumination, noise, fine), seg, depth
+
+
+def _backdrop(scene: Scene, src_y: np.ndarray, src_x: np.ndarray):
+    """(seg, lum, hue, chroma) of the sky / verge / road at first-frame points, by the first frame's rules."""
+    cam = scene.camera
+    ground = (src_y - cam.horizon) > 0
+    road = _road_mask(cam, src_y, src_x, scene.road_half, scene.road_offset)
+    seg = np.where(road, ROAD, np.where(ground, VEGETATION, SKY)).astype(np.uint8)
+    lum = np.where(ground, scene.verge.lum, _sky_lum(scene.sky.lum, cam, src_y)).astype(np.float32)
+    lum[road] = scene.road.lum
+    hue = np.zeros(src_y.shape, np.float32)
+    chroma = np.zeros(src_y.shape, np.float32)
+    for cls, surface in ((SKY, scene.sky), (VEGETATION, scene.verge), (ROAD, scene.road)):
+        hue[seg == cls], chroma[seg == cls] = surface.hue, surface.chroma
+    return seg, lum, hue, chroma

@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
 from pixelwise.data.info import SYNTHETIC_INFO
-from pixelwise.data.scene import render_scene
+from pixelwise.data.scene import Scene, render_scene, render_scene_full
 from pixelwise.data.tensors import Depth
 
 _Raw = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -45,8 +45,7 @@ class SyntheticScenes(Dataset):
         self.cache = cache
         self.info = SYNTHETIC_INFO
         self.names = [f"{split}_{i:05d}" for i in range(length)]
-        # crc32 rather than hash(): Python salts str hashes per process, which would break reproducibility.
-        self._split_key = zlib.crc32(split.encode("utf-8"))
+        self._split_key = split_key(split)
         self._cache: list[_Raw | None] = [None] * length
 
     def __len__(self) -> int:
@@ -69,8 +68,7 @@ class SyntheticScenes(Dataset):
         cached = self._cache[index]
         if cached is not None:
             return cached
-        rng = np.random.default_rng([self.seed, self._split_key, index])
-        image, seg, depth = render_scene(rng, *self.size)
+        image, seg, depth = render_scene(scene_generator(self.seed, self.split, index), *self.size)
         item = (
             torch.from_numpy(image.transpose(2, 0, 1).copy()),
             torch.from_numpy(seg),
@@ -79,6 +77,13 @@ class SyntheticScenes(Dataset):
         if self.cache:
             self._cache[index] = item
         return item
+
+    def scene(self, index: int) -> Scene:
+        """Sample ``index``'s full description (camera, surfaces; see :func:`render_scene_full`), rendered anew:
+        its ``image``, ``seg`` and ``depth`` equal :meth:`load_raw`'s."""
+        if not -self.length <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} synthetic scenes")
+        return render_scene_full(scene_generator(self.seed, self.split, index % self.length), *self.size)
 
     def load_label(self, index: int) -> torch.Tensor:
         """The generated (untransformed) label map uint8 [H,W], e.g. for class frequencies."""
@@ -93,6 +98,17 @@ class SyntheticScenes(Dataset):
     def validate(self, progress: bool = False) -> list[str]:
         """Same interface as file datasets; generated samples are valid by construction."""
         return []
+
+
+def split_key(split: str) -> int:
+    """A stable integer for a split name: crc32 rather than hash(), which Python salts per process and would
+    break reproducibility."""
+    return zlib.crc32(split.encode("utf-8"))
+
+
+def scene_generator(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator that renders scene ``index`` of (``seed``, ``split``): the scene depends on these alone."""
+    return np.random.default_rng([seed, split_key(split), index])
 
 
 def class_tags(seg: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -110,7 +110,8 @@ class Trainer:
         self.combiner: GradientCombiner | None = None  # built in run(), when the schedule's length is known
         self._combiner_state: dict[str, Any] | None = None
         self._task_grads: dict[str, list[torch.Tensor | None]] = {}
-        self._task_losses: dict[str, float] = {}
+        self._task_losses: dict[str, float] = {}  # this step's, per loss
+        self._step_losses: dict[str, float] = {}  # the last completed step's
         self.train_loader = make_loader(self.train_set, config, self.dist, self.device, train=True)
         self.val_loader = make_loader(self.val_set, config, self.dist, self.device, train=False)
         self._clock_start = time.time()  # run() rebases it on the minutes a resumed checkpoint already used
@@ -418,20 +419,19 @@ class Trainer:
             return
         self.combiner.step(self.optimizer, self._task_grads, self.state.iteration)
         self._task_grads = {}
+        self._step_losses, self._task_losses = self._task_losses, {}
 
     def task_diagnostics(self) -> dict[str, float]:
         """Per-loss values (and NormSGD's scales s_m) of the last step, for log.jsonl; {} for one loss."""
         if self.combiner is None:
             return {}
-        values = {f"loss_{name}": value for name, value in self._task_losses.items()}
-        values |= {f"scale_{name}": value for name, value in self.combiner.last_scales.items()}
-        self._task_losses = {}
-        return values
+        values = {f"loss_{name}": value for name, value in self._step_losses.items()}
+        return values | {f"scale_{name}": value for name, value in self.combiner.last_scales.items()}
 
     def skip_non_finite(self, loss_sum: float, buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """--on-nan: stop without saving (last.safetensors stays the last good state) or drop this batch."""
         self.optimizer.zero_grad(set_to_none=True)
-        self._task_grads = {}
+        self._task_grads, self._task_losses = {}, {}
         self.nan_in_a_row = check_non_finite(
             loss_sum, self.config.on_nan, self.state, self.nan_in_a_row, self.output / "last.safetensors"
         )

@@ -59,6 +59,11 @@ KINDS: dict[str, Kind] = {
     "mixmatch": Kind(
         None, "`pixelwise train --init-from` (it holds pretrained weights, not a predictor)", "mixmatch"
     ),
+    "multi-proxy": Kind(
+        None,
+        "`pixelwise train --init-from` (a pretrained backbone with proxy heads, not a predictor)",
+        "multi-proxy",
+    ),
     "label-ae": Kind(
         None,
         "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",

@@ -1,5 +1,6 @@
-"""The ``pixelwise pretrain`` command's options, shared by its two self-supervised methods: colorization
-(Larsson Ch. 3) and the label autoencoder (Mostajabi et al. 2018 §3.1)."""
+"""The ``pixelwise pretrain`` command's options, shared by its self-supervised methods: colorization (Larsson
+Ch. 3), jigsaw, relative motion and several of them on one backbone (Larsson Ch. 4), and the label autoencoder
+(Mostajabi et al. 2018 §3.1)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,33 @@ class PretrainConfig(RunConfig):
 
     method: str = option(
         "colorization",
-        "pretext task: colorization (images, Larsson) or label-ae (an autoencoder of the training label maps "
-        "alone, Mostajabi 2018 §3.1)",
-        choices=("colorization", "label-ae"),
+        "pretext task: colorization (grey-input network, Larsson Ch. 2-3), jigsaw (2x2 puzzles, 24 "
+        "permutations), motion (binned relative flow of point pairs, needs --flow-data), multi (the --tasks "
+        "on one 3-channel backbone, Larsson Ch. 4; see --combine) or label-ae (an autoencoder of the "
+        "training label maps alone, Mostajabi 2018 §3.1)",
+        choices=("colorization", "jigsaw", "motion", "multi", "label-ae"),
+    )
+    tasks: list[str] = option(
+        ["colorization", "jigsaw"],
+        "--method multi: the proxy tasks sharing the backbone (colorization, jigsaw, motion); each has its own "
+        "head, its gradients are combined by --combine",
+    )
+    flow_data: str = option(
+        "",
+        "frame pairs with optical flow for the motion proxy: 'flow-synthetic:N:HxW' (exact flow of synthetic "
+        "scenes under a random camera motion) or 'flow-camvid:PATH' (Farneback flow between consecutive "
+        "frames of CamVid's 15 Hz val clip; labels never read)",
+    )
+    init_from: str | None = option(
+        None,
+        "jigsaw / motion / multi: start the shared backbone from any pixelwise run's backbone (e.g. one proxy "
+        "from another, Larsson Fig. 4.7)",
+    )
+    jigsaw_grey: bool = option(
+        True, "jigsaw on grey tiles (RGB invites the chromatic-aberration shortcut, Larsson §4.7.1)"
+    )
+    motion_bins: int = option(
+        32, "motion: bins of the relative flow magnitude (equiprobable on the training flows)", minimum=2
     )
     output: str = option(
         "runs/pretrain", "run folder: config.yaml, log.jsonl, last/best checkpoints, examples"

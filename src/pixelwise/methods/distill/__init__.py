@@ -1,0 +1,60 @@
+"""Task-agnostic distillation (Larsson thesis Ch. 4 §4.3): frozen teacher runs -> one student backbone.
+
+- :mod:`.divergence`: Eq. 4.1 (classic KL), Eq. 4.2-4.4 (the new loss, generalised KL) and the AB divergence of
+  Eq. 4.5-4.7, continuous through all its special cases;
+- :mod:`.teachers`: frozen teachers from any run with a backbone, and the pre-ReLU top layer they are read at;
+- :mod:`.statistics`: the teacher statistics s of Eq. 4.4 and the feature subset of §4.3.4;
+- :mod:`.student`: the student (``taps.backbone.*``, kind 'distill-student') and the auxiliary-layer adapter;
+- :mod:`.config` and :mod:`.task`: ``pixelwise distill``'s options and its training task.
+"""
+
+from pixelwise.methods.distill.config import DistillConfig
+from pixelwise.methods.distill.divergence import (
+    ab_divergence,
+    ab_divergence_terms,
+    ab_loss,
+    classic_distillation_loss,
+    ensemble_mean,
+    generalized_kl_loss,
+    generalized_kl_terms,
+    l2_loss,
+)
+from pixelwise.methods.distill.statistics import TeacherScale, feature_subset, teacher_scale
+from pixelwise.methods.distill.student import AuxiliaryStudent, StudentConfig, StudentModel
+from pixelwise.methods.distill.task import DistillationTask, stored_distillation
+from pixelwise.methods.distill.teachers import (
+    FrozenTeacher,
+    TeacherEnsemble,
+    TeacherSpec,
+    load_teacher,
+    pre_relu_block,
+    top_features,
+    top_layer,
+)
+
+__all__ = [
+    "AuxiliaryStudent",
+    "DistillConfig",
+    "DistillationTask",
+    "FrozenTeacher",
+    "StudentConfig",
+    "StudentModel",
+    "TeacherEnsemble",
+    "TeacherScale",
+    "TeacherSpec",
+    "ab_divergence",
+    "ab_divergence_terms",
+    "ab_loss",
+    "classic_distillation_loss",
+    "ensemble_mean",
+    "feature_subset",
+    "generalized_kl_loss",
+    "generalized_kl_terms",
+    "l2_loss",
+    "load_teacher",
+    "pre_relu_block",
+    "stored_distillation",
+    "teacher_scale",
+    "top_features",
+    "top_layer",
+]
