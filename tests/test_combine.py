@@ -189,3 +189,21 @@ def test_combine_options_are_refused_where_they_cannot_act(tmp_path: Path) -> No
     with pytest.raises(TrainingError, match="--optimizer sgd"):
         config = toy_config(tmp_path / "adam", optimizer="adamw")
         Trainer(config, TwoLossSegmentation(config))
+
+
+def test_split_weights_a_step_of_one_task_leaves_the_other_groups_weights_untouched() -> None:
+    from pixelwise.methods.multiproxy.split import channel_groups, split_weight_masks
+
+    assert [len(g) for g in channel_groups(11, 4)] == [3, 3, 2, 3]
+    model = Toy()
+    params = list(model.parameters())
+    masks = split_weight_masks(model.backbone, ["a", "b"])
+    combiner = GradientCombiner("sum", params, model.backbone.parameters(), ["a", "b"], masks=masks)
+    optimizer = torch.optim.SGD(params, lr=0.1)
+    before = model.backbone[0].weight.detach().clone()
+    inputs = torch.linspace(-1, 1, 12).view(3, 4)
+    model.heads["a"](model.backbone(inputs)).pow(2).mean().backward()
+    combiner.step(optimizer, {"a": combiner.take_gradients("a")}, 0)
+    after = model.backbone[0].weight.detach()
+    assert torch.equal(after[4:], before[4:])  # task b's rows (output channels 4-7) did not move
+    assert not torch.equal(after[:4], before[:4])

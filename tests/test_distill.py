@@ -436,7 +436,7 @@ def test_warm_start_and_classic_kl_with_one_teacher(teachers: dict[str, Path], t
     )
     images = torch.rand(2, 3, 48, 64)
     model.eval()  # a warm-started student in eval mode is its teacher: the classic loss is 0
-    assert float(task.loss(model, images, {})) == pytest.approx(0, abs=1e-6)
+    assert task.loss(model, images, {}).item() == pytest.approx(0, abs=1e-6)
 
 
 def test_student_rebuilds_from_its_stored_config() -> None:

@@ -56,6 +56,7 @@ class GradientCombiner:
         tasks: Sequence[str],
         round_robin: int = 0,
         freeze_at: int | None = None,
+        masks: dict[str, dict[nn.Parameter, torch.Tensor]] | None = None,
     ) -> None:
         if mode not in COMBINERS:
             raise ValueError(f"unknown gradient combiner {mode!r}; choose from {', '.join(COMBINERS)}")
@@ -70,6 +71,10 @@ class GradientCombiner:
         self.frozen: dict[str, float] = {}
         self.task_states: dict[str, dict[Any, Any]] = {}  # ``separate``: each task's optimiser state
         self.last_scales: dict[str, float] = {}
+        # Split-weights (§4.4): task m's gradient reaches only the weights of its channel groups.
+        self.masks = {
+            name: [per_task.get(p) for p in self.params] for name, per_task in (masks or {}).items()
+        }
 
     # ----------------------------------------------------------------- which tasks run
     def active(self, iteration: int) -> list[str]:
@@ -79,11 +84,15 @@ class GradientCombiner:
         return list(self.tasks)
 
     # ----------------------------------------------------------------- gradients
-    def take_gradients(self) -> Gradients:
-        """The parameters' current ``.grad`` (one task's backward), which are then cleared for the next task."""
+    def take_gradients(self, task: str | None = None) -> Gradients:
+        """The parameters' current ``.grad`` (one task's backward, masked to its weights under split-weights),
+        which are then cleared for the next task."""
         grads = [p.grad for p in self.params]
         for p in self.params:
             p.grad = None
+        masks = self.masks.get(task) if task is not None else None
+        if masks is not None:
+            grads = [g if g is None or m is None else g * m.to(g.device) for g, m in zip(grads, masks)]
         return grads
 
     def mean_abs(self, grads: Gradients) -> float:

@@ -71,3 +71,6 @@ class MultiLossTask(Task, Protocol):
         """(name, thunk) per loss of one batch; a thunk runs that loss's forward when called, so the loop
         evaluates only the active ones (round-robin) and frees each graph before the next is built."""
         ...
+
+    # Optional: ``gradient_masks(model) -> {loss name: {parameter: 0/1 mask}}`` restricts each loss's update to
+    # its own weights (split-weights, Larsson §4.4); absent or None: every loss may update every weight.

@@ -385,6 +385,7 @@ class Trainer:
             self.task.loss_names(),
             round_robin=config.round_robin,
             freeze_at=freeze_at,
+            masks=getattr(self.task, "gradient_masks", lambda model: None)(self.model),
         )
         if self._combiner_state is not None:
             combiner.load_state_dict(self._combiner_state)
@@ -404,7 +405,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 loss = term()
             (loss / self.config.accumulate).backward()
-            grads = self.combiner.take_gradients()
+            grads = self.combiner.take_gradients(name)
             if name in self._task_grads:  # --accumulate: this loss's gradients over the step's batches
                 grads = [add_gradients(a, b) for a, b in zip(self._task_grads[name], grads)]
             self._task_grads[name] = grads

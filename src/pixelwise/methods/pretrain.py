@@ -32,6 +32,11 @@ class PretrainConfig(RunConfig):
         "scenes under a random camera motion) or 'flow-camvid:PATH' (Farneback flow between consecutive "
         "frames of CamVid's 15 Hz val clip; labels never read)",
     )
+    split_weights: bool = option(
+        False,
+        "--method multi: every backbone layer's output channels are split among the tasks and each task "
+        "updates only the weights into its own channels (split-weights, Larsson §4.4)",
+    )
     init_from: str | None = option(
         None,
         "jigsaw / motion / multi: start the shared backbone from any pixelwise run's backbone (e.g. one proxy "

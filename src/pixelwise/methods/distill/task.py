@@ -10,6 +10,7 @@ Validation reports the mean distillation loss on the val images (``neg_loss``, h
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,7 @@ class DistillationTask:
         self._device: torch.device | None = None  # where the teachers, index and divisors are
         self._index: torch.Tensor | None = None
         self._divisor: torch.Tensor | None = None
+        self._parts: list[Any] = []  # the training splits, once datasets() has loaded them
 
     # ----------------------------------------------------------------- data and model
     def datasets(self) -> tuple[Dataset, Dataset]:
@@ -75,6 +77,7 @@ class DistillationTask:
         for dataset in parts:
             dataset.preload(progress=False)
         self.name = parts[0].info.name
+        self._parts = parts
         return ConcatDataset(parts), val  # labels are loaded with the images but never read
 
     def _split(self, split: str, transform: Any, cache: bool) -> Any:
@@ -143,7 +146,11 @@ class DistillationTask:
                 self.subset = list(stored["subset"])
             return
         device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
-        parts = [self._split(split, eval_transforms(), cache=False) for split in config.splits]
+        parts = (
+            [without_augmentation(part) for part in self._parts]
+            if self._parts
+            else [self._split(split, eval_transforms(), cache=False) for split in config.splits]
+        )
         self.teachers.to(device)
         self.scale = teacher_scale(self.teachers, parts, device, shared=config.shared_scale,
                                    limit=config.scale_images, batch_size=config.batch_size)  # fmt: skip
@@ -238,6 +245,14 @@ class DistillationTask:
             "scale": self.scale.describe() if self.scale is not None else None,
         }
         return {"dataset": {"name": self.name}, META_KEY: record}
+
+
+def without_augmentation(dataset: Any) -> Any:
+    """The same images (those ``dataset`` kept, e.g. after --skip-bad, from its in-memory cache) read at their
+    stored size without augmentation: the source of the statistics pass."""
+    view = copy.copy(dataset)  # shares the decoded-image cache: nothing is read from disk again
+    view.transform = eval_transforms()
+    return view
 
 
 def check_config(config: DistillConfig) -> None:

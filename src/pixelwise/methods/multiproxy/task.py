@@ -25,6 +25,7 @@ from pixelwise.engine.inference import rescale
 from pixelwise.methods.colorization import ColorizationTask
 from pixelwise.methods.multiproxy.data import FlowBeside, flow_datasets
 from pixelwise.methods.multiproxy.model import MultiProxyConfig, MultiProxyModel
+from pixelwise.methods.multiproxy.split import split_weight_masks
 from pixelwise.methods.pretrain import PretrainConfig
 from pixelwise.models.weights import load_backbone_weights
 
@@ -98,6 +99,12 @@ class MultiProxyTask:
         if "motion" in self.tasks and self.flow_train is not None:
             model.proxies["motion"].fit_from(self.flow_train)  # equiprobable bins of the training flows
         return model, config.lr
+
+    def gradient_masks(self, model: MultiProxyModel) -> dict[str, dict[nn.Parameter, torch.Tensor]] | None:
+        """--split-weights: each task updates only the backbone weights into its channel groups (§4.4)."""
+        if not self.config.split_weights:
+            return None
+        return split_weight_masks(model.backbone, self.tasks)
 
     def losses(
         self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]
