@@ -332,3 +332,16 @@ def test_metrics_run_on_cuda_tensors() -> None:
     metric.update(pred.cuda(), target.cuda())
     assert metric.counts.is_cuda and metric.counts.tolist() == [[7, 8], [15, 16], [22, 24]]
     assert iu_upper_bound(_synthetic_scene().cuda(), 1, num_classes=4) == 1.0
+
+
+def test_linear_cka_is_one_up_to_rotation_and_scale_and_near_zero_for_unrelated_features() -> None:
+    from pixelwise.metrics import linear_cka
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 16, generator=generator)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ rotation + 5.0) == pytest.approx(1.0)
+    assert linear_cka(x, torch.randn(500, 8, generator=generator)) < 0.1
+    half = torch.cat([x[:, :8], torch.randn(500, 8, generator=generator)], dim=1)
+    assert 0.2 < linear_cka(x, half) < 0.8  # shares half of its directions
