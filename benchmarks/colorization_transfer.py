@@ -16,6 +16,7 @@ pretrained checkpoint does not exist yet. Usage:
     python benchmarks/colorization_transfer.py --freeze backbone --fractions 1.0 --set recalibrate_bn=true
     python benchmarks/colorization_transfer.py --inits colorization-l2 --fractions 0.1
     python benchmarks/colorization_transfer.py --tag geo_ --fractions 0.1 1.0   # loads geo_hue-chroma_e30
+    python benchmarks/colorization_transfer.py --inits random-rgb proxy-C proxy-CJV-normsgd --fractions 0.1 0.25
 """
 
 from __future__ import annotations
@@ -36,10 +37,23 @@ PRETRAINED = {
     "colorization": "hue-chroma",
     "colorization-l2": "l2",
 }
+# Multi-proxy arms (benchmarks/multiproxy_camvid.py) have a 3-channel conv1: they fine-tune on RGB, and so does
+# their random baseline.
+PROXY_ARMS = ("C", "J", "V", "CJ-sgd", "CJ-normsgd", "CJV-normsgd")
+RGB_INITS = ("random-rgb", *(f"proxy-{arm}" for arm in PROXY_ARMS))
 
 
 def pretrained_checkpoint(init: str, pretrain_epochs: int, tag: str = "") -> Path | None:
-    loss = PRETRAINED[init]
+    if init.startswith("proxy-"):
+        return (
+            ROOT
+            / "runs"
+            / "bench"
+            / "multiproxy"
+            / f"{tag}{init.removeprefix('proxy-')}"
+            / "last.safetensors"
+        )
+    loss = PRETRAINED.get(init)
     return (
         None
         if loss is None
@@ -54,12 +68,18 @@ def epochs_for(steps: int, fraction: float, batch: int) -> int:
 
 
 def recipe(
-    init_from: Path | None, freeze: str, fraction: float, seed: int, epochs: int, output: Path
+    init_from: Path | None,
+    freeze: str,
+    fraction: float,
+    seed: int,
+    epochs: int,
+    output: Path,
+    in_channels: int = 1,
 ) -> TrainConfig:
     values = camvid_recipe(
         output,
         seed,
-        in_channels=1,  # the thesis fine-tunes on grey input (colour back gives nothing: 56.0 vs 55.9)
+        in_channels=in_channels,  # grey: the thesis fine-tunes on grey input (colour back: 56.0 vs 55.9)
         init_from=str(init_from) if init_from else None,
         freeze=freeze,
         labels_fraction=fraction,
@@ -84,7 +104,10 @@ def run_arm(init: str, freeze: str, fraction: float, seed: int, args: argparse.N
         print(f"{tag}: skipped, {checkpoint} does not exist yet (run benchmarks/colorization_pretrain.py)")
         return
     output = ROOT / "runs" / "bench" / "colorization_transfer" / tag
-    config = recipe(checkpoint, config_freeze, fraction, seed, epochs_for(args.steps, fraction, 8), output)
+    channels = 3 if init in RGB_INITS else 1
+    config = recipe(
+        checkpoint, config_freeze, fraction, seed, epochs_for(args.steps, fraction, 8), output, channels
+    )
     for key, value in args.overrides.items():
         setattr(config, key, value)
     fit_and_record(
@@ -103,7 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--inits", nargs="+", default=["random", "colorization"], choices=list(PRETRAINED))
+    parser.add_argument(
+        "--inits", nargs="+", default=["random", "colorization"], choices=[*PRETRAINED, *RGB_INITS],
+        help="initialisations: grey-input ones, or random-rgb / proxy-ARM (multi-proxy arms, RGB input)",
+    )  # fmt: skip
     parser.add_argument("--freeze", nargs="+", default=["none"], help="none, backbone, or a stage name")
     parser.add_argument(
         "--fractions", nargs="+", type=float, default=[0.1, 0.25, 1.0], help="labelled fractions"

@@ -23,9 +23,18 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def machine() -> str:
-    return f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".replace(
-        "  ", " "
-    )
+    """The CPU model (lscpu's "Model name"), whether it has native bfloat16, and the threads torch uses."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next(
+            line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")
+        )
+        flags = next(line for line in info.splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    isa = "avx512_bf16" if "avx512_bf16" in flags else ("avx2" if "avx2" in flags else "")
+    return f"{model} ({platform.machine()}, {isa}) {torch.get_num_threads()} threads".replace(" ()", "")
 
 
 def provenance() -> dict[str, str]:
