@@ -29,6 +29,7 @@ SUBCOMMANDS = (
     "zoomout",
     "weak",
     "depth",
+    "distill",
 )
 
 

@@ -468,6 +468,8 @@ def test_cli_help_explains_every_flag(capsys: pytest.CaptureFixture) -> None:
                  "--ensemble", "--scale-images", "--splits", "--temperature", "--subset-seed"):  # fmt: skip
         assert flag in text
     assert "Eq. 4.6" in text and "§4.3.4" in text
+    distill = parser()._subparsers._group_actions[0].choices["distill"]  # type: ignore[union-attr]
+    assert all(action.help and action.help.strip() for action in distill._actions)
 
 
 def test_cli_runs_a_distillation_and_refuses_a_missing_teacher(

@@ -311,6 +311,12 @@ def register_weak(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_distill(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.distill import register_distill as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -326,4 +332,5 @@ REGISTER = [
     register_zoomout,
     register_weak,
     register_depth,
+    register_distill,
 ]

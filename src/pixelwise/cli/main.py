@@ -1,5 +1,5 @@
 """``pixelwise`` console script: one subcommand per job (train, pretrain, tune, eval, predict, colorize, pipeline,
-export, datasets, models, label-ae, zoomout, weak, depth); ``pixelwise --help`` lists them."""
+export, datasets, models, label-ae, zoomout, weak, depth, distill); ``pixelwise --help`` lists them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelwise",
         description="Pixel-wise prediction with scarce labels: FCN and zoom-out training, colorization pretraining, "
-        "Mix-and-Match tuning, label-structure regularisation, weak supervision from tags, depth, evaluation, "
+        "multi-proxy pretraining and distillation, Mix-and-Match tuning, label-structure regularisation, weak "
+        "supervision from tags, depth, evaluation, "
         "prediction, export.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

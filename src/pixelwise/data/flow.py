@@ -3,8 +3,8 @@
 The thesis computes Farnebäck flow on Hollywood2 clips and associates it with a single frame. Offline
 substitutes (spec "Testing it here", part B):
 
-- :class:`FramePairs` (V-cam): consecutive frames of a video, e.g. CamVid's val frames, which are one 15 Hz clip
-  (the train frames are 1 s apart, too far for flow); Farnebäck flow from each frame to the next.
+- :class:`FramePairs` (V-cam): consecutive frames of a video, e.g. CamVid's val frames, which are one 15 Hz
+  clip (the train frames are 1 s apart, too far for flow); Farnebäck flow from each frame to the next.
 - :class:`SyntheticFlow` (V-syn): the procedural road scenes (:mod:`pixelwise.data.scene`) with the **exact**
   flow of their static world under a random camera motion, from depth and the pinhole camera.
 
@@ -60,7 +60,7 @@ def _grey_uint8(frame: Frame, what: str) -> np.ndarray:
 
 
 def farneback_flow(frame1: Frame, frame2: Frame, params: Mapping[str, float] | None = None) -> torch.Tensor:
-    """Farnebäck optical flow float32 [2,H,W] = (dx, dy) from ``frame1`` to ``frame2`` (grey versions of both).
+    """Farnebäck optical flow float32 [2,H,W] = (dx, dy) from ``frame1`` to ``frame2`` (their grey versions).
 
     ``params`` override :data:`FARNEBACK` (keys of ``cv2.calcOpticalFlowFarneback``).
     """
@@ -73,7 +73,7 @@ def farneback_flow(frame1: Frame, frame2: Frame, params: Mapping[str, float] | N
 
 
 def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Flow [2,H,W] resampled to ``size`` (bilinear, antialiased, like the images) and rescaled to its pixels."""
+    """Flow [2,H,W] resampled to ``size`` (bilinear, antialiased, like the images), rescaled to its pixels."""
     height, width = flow.shape[-2:]
     if (height, width) == tuple(size):
         return flow
@@ -88,7 +88,7 @@ def hflip_flow(flow: torch.Tensor) -> torch.Tensor:
     return torch.cat([-flipped[..., :1, :, :], flipped[..., 1:, :, :]], dim=-3)
 
 
-# --- V-cam: Farnebäck flow between consecutive video frames ---------------------------------------------------
+# --- V-cam: Farnebäck flow between consecutive video frames ------------------------------------------------
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
@@ -161,8 +161,8 @@ class FramePairs(Dataset):
         self.pairs = consecutive_pairs(paths, step)[:length]
         if not self.pairs:
             raise DatasetError(
-                f"{source}: {len(paths)} frame(s) but no consecutive pair; FramePairs needs at least two frames "
-                f"of one clip with frame numbers one step apart (e.g. name_0001.png, name_0002.png)"
+                f"{source}: {len(paths)} frame(s) but no consecutive pair; FramePairs needs at least two "
+                f"frames of one clip with frame numbers one step apart (e.g. name_0001.png, name_0002.png)"
             )
         self.size = tuple(size) if size is not None else None
         self.params = dict(params or {})
@@ -184,8 +184,8 @@ class FramePairs(Dataset):
         first, second = (load_image(path) for path in self.pairs[index])  # uint8 [H,W,3]
         if first.shape != second.shape:
             raise DatasetError(
-                f"{self.pairs[index][1]}: frame is {second.shape[1]}x{second.shape[0]} but the previous frame "
-                f"{self.pairs[index][0]} is {first.shape[1]}x{first.shape[0]}; frames of a clip share one size"
+                f"{self.pairs[index][1]}: frame is {second.shape[1]}x{second.shape[0]} but the previous "
+                f"frame {self.pairs[index][0]} is {first.shape[1]}x{first.shape[0]}; resize the clip to one size"
             )
         flow = farneback_flow(first, second, self.params)
         image = torch.from_numpy(np.ascontiguousarray(first.transpose(2, 0, 1)))
@@ -201,8 +201,8 @@ class FramePairs(Dataset):
 def camvid_frame_pairs(
     root: str | Path, *, size: tuple[int, int] | None = None, length: int | None = None, cache: bool = True
 ) -> FramePairs:
-    """V-cam on CamVid: the val frames (``root/val.txt``'s images; labels are never read), one 15 Hz clip, paired
-    frame to next frame: 100 pairs from the 101 frames."""
+    """V-cam on CamVid: the val frames (``root/val.txt``'s images; labels are never read), one 15 Hz clip,
+    paired frame to next frame: 100 pairs from the 101 frames."""
     list_file = Path(root) / "val.txt"
     if not list_file.is_file():
         raise DatasetError(
@@ -212,7 +212,7 @@ def camvid_frame_pairs(
     return FramePairs(frames, size=size, length=length, cache=cache)
 
 
-# --- V-syn: synthetic scenes with exact flow under ego-motion -------------------------------------------------
+# --- V-syn: synthetic scenes with exact flow under ego-motion ----------------------------------------------
 
 _MOTION_KEY = 0x4D4F56  # separates the motion's generator from the scene's, so scenes stay SyntheticScenes'
 
@@ -272,7 +272,7 @@ class SyntheticFlow(Dataset):
         return render_scene_full(scene_generator(self.seed, self.split, self._index(index)), *self.size)
 
     def load(self, index: int) -> tuple[torch.Tensor, ...]:
-        """(image uint8 [3,H,W], flow float32 [2,H,W][, next frame uint8 [3,H,W]]), from the cache if present."""
+        """(image uint8 [3,H,W], flow float32 [2,H,W][, next frame uint8 [3,H,W]]), cached if ``cache``."""
         index = self._index(index)
         cached = self._cache[index]
         if cached is not None:

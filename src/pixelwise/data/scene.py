@@ -97,9 +97,9 @@ _Camera = Camera  # the name before the camera became public
 
 @dataclass(frozen=True)
 class EgoMotion:
-    """Where the second frame's camera is, relative to the first's: ``right``, ``up`` and ``forward`` in metres
-    along the first camera's axes, then a turn of ``yaw`` radians about the vertical axis (positive: to the
-    right). The world is static; a camera moving forward sees it expand from the vanishing point."""
+    """Where the second frame's camera is, relative to the first's: ``right``, ``up`` and ``forward`` in
+    metres along the first camera's axes, then a turn of ``yaw`` radians about the vertical axis (positive: to
+    the right). The world is static; a camera moving forward sees it expand from the vanishing point."""
 
     forward: float = 0.0
     right: float = 0.0
@@ -108,7 +108,7 @@ class EgoMotion:
 
     def __post_init__(self) -> None:
         values = (self.forward, self.right, self.up, self.yaw)
-        # Past these the ground plane or the image edge would be behind the camera: the renderer has no answer.
+        # Past these the ground or the image edge would be behind the camera: the renderer has no answer.
         if not all(math.isfinite(v) for v in values) or abs(self.yaw) >= 0.5 or abs(self.up) >= CAMERA_HEIGHT:
             raise ValueError(
                 f"EgoMotion{values}: needs finite values, |yaw| < 0.5 rad and |up| < {CAMERA_HEIGHT} m "
@@ -358,7 +358,7 @@ def _colour(canvas: _Canvas, illumination: float, noise: np.ndarray, fine: np.nd
     return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
 
 
-# --- A second frame after an ego-motion, and the exact flow between the two ------------------------------------
+# --- A second frame after an ego-motion, and the exact flow between the two ---------------------------------
 
 
 def _pixel_centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -393,8 +393,8 @@ def ego_flow(depth: np.ndarray, camera: Camera, motion: EgoMotion) -> np.ndarray
     to the frame after the camera's ``motion``, for a static scene seen by ``camera``.
 
     The flow of a point is where it projects in the second camera minus where it is; the points that end up
-    behind (or nearer than ``MIN_DEPTH`` to) the second camera have no image and get NaN. Points that leave the
-    image or become occluded keep their (geometric) flow.
+    behind (or nearer than ``MIN_DEPTH`` to) the second camera have no image and get NaN. Points that leave
+    the image or become occluded keep their (geometric) flow.
     """
     row, col, z2 = ego_project(depth, camera, motion)
     yy, xx = _pixel_centres(*depth.shape)
@@ -410,8 +410,8 @@ def render_second_frame(scene: Scene, motion: EgoMotion) -> tuple[np.ndarray, np
     Ray casting from the second camera: each pixel's ray meets the ground plane, the sky at infinity, and the
     plane of every object (a billboard facing the first camera); the nearest object whose shape covers the hit
     point wins, over the ground or sky (the first frame's painter's order, per pixel). The hit point's
-    first-frame projection gives its texture coordinates, so each surface keeps its texture (the first frame's,
-    and the same rules beyond the first frame's borders). With no motion this repaints the first frame.
+    first-frame projection gives its texture coordinates, so each surface keeps its texture (the first
+    frame's, and the same rules beyond its borders). With no motion this repaints the first frame exactly.
     """
     h, w = scene.size
     cam = scene.camera
@@ -442,14 +442,8 @@ def render_second_frame(scene: Scene, motion: EgoMotion) -> tuple[np.ndarray, np
         oy = (cam.horizon + cam.f * (cy + t_obj * ry) / obj.z).astype(np.float32)
         ox = (cam.vx + cam.f * (cx + t_obj * rx) / obj.z).astype(np.float32)
         top, bottom, left, right = _object_box(obj, cam)
-        cand = (
-            (t_obj > MIN_DEPTH)
-            & (t_obj <= nearest)
-            & (oy >= top)
-            & (oy < bottom)
-            & (ox >= left)
-            & (ox < right)
-        )
+        in_box = (oy >= top) & (oy < bottom) & (ox >= left) & (ox < right)
+        cand = (t_obj > MIN_DEPTH) & (t_obj <= nearest) & in_box
         if not cand.any():
             continue
         sy, sx = oy[cand], ox[cand]

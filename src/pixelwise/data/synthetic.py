@@ -79,8 +79,8 @@ class SyntheticScenes(Dataset):
         return item
 
     def scene(self, index: int) -> Scene:
-        """Sample ``index``'s full description (camera, surfaces; see :func:`render_scene_full`), rendered anew:
-        its ``image``, ``seg`` and ``depth`` equal :meth:`load_raw`'s."""
+        """Sample ``index``'s full description (camera, surfaces; see :func:`render_scene_full`), rendered
+        anew: its ``image``, ``seg`` and ``depth`` equal :meth:`load_raw`'s."""
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} synthetic scenes")
         return render_scene_full(scene_generator(self.seed, self.split, index % self.length), *self.size)
@@ -107,7 +107,7 @@ def split_key(split: str) -> int:
 
 
 def scene_generator(seed: int, split: str, index: int) -> np.random.Generator:
-    """The generator that renders scene ``index`` of (``seed``, ``split``): the scene depends on these alone."""
+    """The generator that renders scene ``index`` of (``seed``, ``split``): a scene depends on these alone."""
     return np.random.default_rng([seed, split_key(split), index])
 
 

@@ -64,6 +64,9 @@ KINDS: dict[str, Kind] = {
         "`pixelwise train --init-from` (a pretrained backbone with proxy heads, not a predictor)",
         "multi-proxy",
     ),
+    "distill-student": Kind(
+        None, "`pixelwise train --init-from` (a distilled backbone, not a predictor)", "distill-student"
+    ),
     "label-ae": Kind(
         None,
         "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",

@@ -11,11 +11,14 @@ smooth through all five cases of Eq. 4.6. With s = α + β, and (w, δ, c) = (ŷ
 
     d_AB^{(α,β)}(e^ŷ, e^ẑ) = e^{s w} δ² Φ(cδ, sδ),   φ(x) = (e^x - 1)/x,   Φ(x, y) = (φ(x) - φ(y))/(x - y),
 
-Φ being the divided difference of φ (Φ(0, 0) = 1/2). Expanding Eq. 4.6's general case with expm1 gives it
-directly; at β = 0, α = -β and α = β = 0 it reduces to Eq. 4.6's other cases (φ(0) = 1), e.g. ½(ŷ - ẑ)² at
-(0, 0). φ is increasing, so Φ > 0: the divergence is >= 0 and 0 exactly where ŷ = ẑ. Choosing the larger of
-|α|, |β| as the one outside Φ keeps |x - y| >= max(|x|, |y|) / 2, so φ(x) - φ(y) only cancels when both are
-tiny, where Φ's Taylor series takes over: no 0/0 and no catastrophic cancellation near the special cases.
+Φ being the divided difference of φ (Φ(0, 0) = 1/2). Derivation, for |α| >= |β|: with δ = ẑ - ŷ,
+p^α q^β - (α/s) p^s - (β/s) q^s = e^{sŷ} [(e^{βδ} - 1) - (β/s)(e^{sδ} - 1)] = e^{sŷ} βδ [φ(βδ) - φ(sδ)], and
+βδ - sδ = -αδ, so Eq. 4.6's general case -(1/(αβ)) (...) is e^{sŷ} δ² Φ(βδ, sδ). At β = 0, α = -β and
+α = β = 0 the same expression is Eq. 4.6's other cases (φ(0) = 1), e.g. ½(ŷ - ẑ)² at (0, 0).
+
+φ is increasing, so Φ > 0: the divergence is >= 0 and 0 exactly where ŷ = ẑ. Choosing the larger of |α|, |β|
+as the one outside Φ keeps |x - y| >= max(|x|, |y|) / 2, so φ(x) - φ(y) only cancels when both are tiny, where
+Φ's Taylor series takes over: no 0/0 and no catastrophic cancellation near the special cases.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Relative motion (V) as a self-supervised proxy task (Larsson thesis Ch. 4, §4.7.1 "Video").
 
-The thesis: optical flow (Farnebäck) is associated with a single frame; locations p1 are sampled uniformly, and
-each p2 = p1 + two independent Gaussian offsets (rows, columns); the target is the amplitude of the relative
-flow |flow(p2) - flow(p1)| placed into one of **32 bins**; the sparse hypercolumns (§2.3.7) of p1 and p2 are
-concatenated and fed to FC 1024 (§4.7.2: "a fully connected layer with 1024 channels prior to the task layer")
-and a 32-way prediction layer. Only relative flow counts, so adding any constant to the flow field (a camera
+The thesis: optical flow (Farnebäck) is associated with a single frame; locations p1 are sampled uniformly,
+and each p2 = p1 + two independent Gaussian offsets (rows, columns); the target is the amplitude of the
+relative flow |flow(p2) - flow(p1)| placed into one of **32 bins**; the sparse hypercolumns (§2.3.7) of p1 and
+p2 are concatenated and fed to FC 1024 (§4.7.2: "a fully connected layer with 1024 channels prior to the task
+layer") and a 32-way prediction layer. Only relative flow counts, so adding any constant to the flow field (a camera
 translation parallel to the image plane over a scene at one depth) changes no target.
 
 Gaps, ours (spec "Proxy tasks" V):
@@ -134,13 +134,13 @@ def fit_bin_edges(magnitudes: torch.Tensor, bins: int = BINS) -> torch.Tensor:
 
 
 def bin_index(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """Bin int64 (same shape as ``values``): the number of ``edges`` <= value, so bin k = [edge_{k-1}, edge_k)."""
+    """Bin int64 (shaped like ``values``): the number of ``edges`` <= value, so bin k = [edge_{k-1}, edge_k)."""
     return torch.bucketize(values.float(), edges.to(values.device, torch.float32), right=True)
 
 
 class RelativeFlowHead(nn.Module):
-    """Sparse hypercolumns of p1 and p2 (every tap, bilinear at the pixel) -> concat -> FC ``hidden`` (ReLU) ->
-    ``bins`` logits (§4.7.1, §4.7.2). ``forward(features, p1, p2)`` -> [N, S, bins]."""
+    """Sparse hypercolumns of p1 and p2 (every tap, bilinear at the pixel) -> concat -> FC ``hidden`` (ReLU)
+    -> ``bins`` logits (§4.7.1, §4.7.2). ``forward(features, p1, p2)`` -> [N, S, bins]."""
 
     def __init__(
         self, channels: Mapping[str, int], grids: Mapping[str, Grid], bins: int = BINS, hidden: int = 1024
@@ -194,8 +194,8 @@ class RelativeFlowProxy(nn.Module):
     ``loss`` takes ``images`` [N,3,H,W] in [0,1] (the first frames, un-normalised: the proxy standardises them
     and pads to ``stride``) and ``flow`` [N,2,H,W] (dx, dy) in pixels to the next frame (NaN = unknown), and
     returns ``{'loss', 'accuracy'}``. ``taps`` is the shared :class:`FeatureTaps` (or any callable giving the
-    same features). The edges must be fitted first (:meth:`fit_from`); they are a buffer, so a checkpoint keeps
-    them beside the head.
+    same features). The edges must be fitted first (:meth:`fit_from`); they are a buffer, so a checkpoint
+    keeps them beside the head.
     """
 
     def __init__(
@@ -222,7 +222,7 @@ class RelativeFlowProxy(nn.Module):
 
     @classmethod
     def for_taps(cls, taps: FeatureTaps, **kwargs) -> RelativeFlowProxy:
-        """A proxy reading every tap of ``taps`` (full hypercolumns, §4.7.2), padding to the backbone stride."""
+        """A proxy reading every tap of ``taps`` (full hypercolumns, §4.7.2), padding to the backbone's stride."""
         kwargs.setdefault("stride", taps.backbone.output_stride)
         return cls(taps.channels, taps.grids, **kwargs)
 
@@ -250,8 +250,8 @@ class RelativeFlowProxy(nn.Module):
         """Fit the edges to the targets of ``per_image`` random pairs in each of up to ``max_images`` training
         flows (a flow dataset, a [N,2,H,W] tensor or an iterable of [2,H,W] flows); returns them.
 
-        Deterministic (its own generator from ``seed``); the pairs follow the training sampler, so the bins are
-        equiprobable under the training distribution of targets.
+        Deterministic (its own generator from ``seed``); the pairs follow the training sampler, so the bins
+        are equiprobable under the training distribution of targets.
         """
         generator = torch.Generator().manual_seed(seed)
         values = []
@@ -286,12 +286,12 @@ class RelativeFlowProxy(nn.Module):
             )
         if images.shape[0] != flow.shape[0] or images.shape[-2:] != flow.shape[-2:]:
             raise ValueError(
-                f"relative flow: images {list(images.shape)} and flow {list(flow.shape)} differ in batch or size; "
-                f"the flow belongs to its frame, resize both together (data.flow.resize_flow)"
+                f"relative flow: images {list(images.shape)} and flow {list(flow.shape)} differ in batch or "
+                f"size; the flow belongs to its frame, resize both together (data.flow.resize_flow)"
             )
         if not self.fitted:
             raise RuntimeError(
-                "RelativeFlowProxy: bin edges not fitted; call proxy.fit_from(training flow dataset) before training"
+                "RelativeFlowProxy: bin edges not fitted; call proxy.fit_from(training flow dataset) first"
             )
         p1, p2 = self.sample_pairs(flow, generator)
         targets = self.targets(flow, p1, p2)
