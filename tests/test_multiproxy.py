@@ -70,3 +70,18 @@ def test_jigsaw_alone_and_bad_combinations_are_explained(tmp_path: Path, capsys)
     assert "--optimizer sgd" in capsys.readouterr().err
     assert main([*base, "--combine", "normsgd", "--optimizer", "sgd", "--output", str(tmp_path / "c")]) == 2
     assert "has one loss" in capsys.readouterr().err  # plain colorization has one loss
+
+
+@pytest.mark.slow
+def test_motion_proxy_trains_beside_the_others_on_exact_synthetic_flow(tmp_path: Path) -> None:
+    run = tmp_path / "cjv"
+    command = ["pretrain", "--method", "multi", "--tasks", "colorization", "jigsaw", "motion", *FRAMES,
+               "--flow-data", "flow-synthetic:8:120x160", "--epochs", "1", "--combine", "separate",
+               "--split-weights", "--output", str(run)]  # fmt: skip
+    assert main(command) == 0
+    scores = json.loads((run / "metrics.json").read_text())
+    assert 0 <= scores["motion_accuracy"] <= 1 and scores["motion_loss"] > 0
+    checkpoint = load_checkpoint(run / "last.safetensors")
+    edges = checkpoint.model_state["proxies.motion.edges"]
+    assert edges.numel() == 31 and torch.isfinite(edges).all() and (edges.diff() >= 0).all()  # fitted bins
+    assert set(checkpoint.extra_state["combiner"]["task_states"]) == {"colorization", "jigsaw", "motion"}

@@ -29,8 +29,9 @@ class PretrainConfig(RunConfig):
     flow_data: str = option(
         "",
         "frame pairs with optical flow for the motion proxy: 'flow-synthetic:N:HxW' (exact flow of synthetic "
-        "scenes under a random camera motion) or 'flow-camvid:PATH' (Farneback flow between consecutive "
-        "frames of CamVid's 15 Hz val clip; labels never read)",
+        "scenes under a random camera motion), 'flow-camvid:PATH' (Farneback flow between consecutive "
+        "frames of CamVid's 15 Hz val clip; labels never read) or 'flow-frames:FOLDER' (any folder of "
+        "consecutive frames); frames are resized to --base-size, the last fifth of a clip validates",
     )
     split_weights: bool = option(
         False,

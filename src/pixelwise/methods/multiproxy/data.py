@@ -31,6 +31,27 @@ class FlowBeside(Dataset):
         return image, {**targets, "flow_image": flow_image, "flow": flow_targets["flow"]}
 
 
-def flow_datasets(spec: str) -> tuple[Dataset, Dataset]:
-    """(train, val) frame pairs with flow for a ``--flow-data`` spec."""
-    raise NotImplementedError(spec)
+FLOW_SPECS = "flow-synthetic[:N[:HxW]], flow-camvid:PATH or flow-frames:FOLDER"
+
+
+def flow_datasets(spec: str, size: tuple[int, int] | None = None) -> tuple[Dataset, Dataset]:
+    """(train, val) frame pairs with flow for a ``--flow-data`` spec; video frames are resized to ``size``
+    (the images' training size; the flow is rescaled with them). One clip holds out its contiguous last fifth."""
+    from torch.utils.data import Subset
+
+    from pixelwise.data.build import parse_synthetic_spec
+    from pixelwise.data.flow import FramePairs, SyntheticFlow, camvid_frame_pairs
+    from pixelwise.data.validation import DatasetError
+
+    if spec == "flow-synthetic" or spec.startswith("flow-synthetic:"):
+        rest = spec[len("flow-synthetic") :]
+        count, shape = parse_synthetic_spec("synthetic" + rest, "train")
+        val_count, _ = parse_synthetic_spec("synthetic" + rest, "val")
+        return SyntheticFlow(count, shape, split="train"), SyntheticFlow(val_count, shape, split="val")
+    if spec.startswith(("flow-camvid:", "flow-frames:")):
+        path = spec.split(":", 1)[1]
+        camvid = spec.startswith("flow-camvid:")
+        pairs = camvid_frame_pairs(path, size=size) if camvid else FramePairs(path, size=size)
+        cut = max(1, int(0.8 * len(pairs)))
+        return Subset(pairs, range(cut)), Subset(pairs, range(cut, len(pairs)))
+    raise DatasetError(f"--flow-data {spec!r}: not a flow source; use {FLOW_SPECS}")

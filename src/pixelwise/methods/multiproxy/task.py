@@ -68,7 +68,8 @@ class MultiProxyTask:
                 raise ValueError(
                     "--tasks motion needs --flow-data (flow-synthetic:N:HxW, flow-camvid:PATH, ...)"
                 )
-            self.flow_train, self.flow_val = flow_datasets(config.flow_data)
+            size = tuple(config.base_size) if config.base_size else None
+            self.flow_train, self.flow_val = flow_datasets(config.flow_data, size)  # type: ignore[arg-type]
             only_motion = not any(t in IMAGE_TASKS for t in self.tasks)
             train = FlowBeside(train, self.flow_train, length=len(self.flow_train) if only_motion else None)
         return train, val

@@ -4,8 +4,8 @@ The thesis: optical flow (Farnebäck) is associated with a single frame; locatio
 and each p2 = p1 + two independent Gaussian offsets (rows, columns); the target is the amplitude of the
 relative flow |flow(p2) - flow(p1)| placed into one of **32 bins**; the sparse hypercolumns (§2.3.7) of p1 and
 p2 are concatenated and fed to FC 1024 (§4.7.2: "a fully connected layer with 1024 channels prior to the task
-layer") and a 32-way prediction layer. Only relative flow counts, so adding any constant to the flow field (a camera
-translation parallel to the image plane over a scene at one depth) changes no target.
+layer") and a 32-way prediction layer. Only relative flow counts, so adding any constant to the flow field (a
+camera translation parallel to the image plane over a scene at one depth) changes no target.
 
 Gaps, ours (spec "Proxy tasks" V):
 
@@ -119,8 +119,9 @@ def relative_flow(flow: torch.Tensor, p1: torch.Tensor, p2: torch.Tensor) -> tor
 def fit_bin_edges(magnitudes: torch.Tensor, bins: int = BINS) -> torch.Tensor:
     """``bins - 1`` inner edges float32: equiprobable quantiles of ``magnitudes`` (any shape, NaN ignored).
 
-    Edge k is the ``round(k n / bins)``-th smallest of the n values, so with :func:`bin_index` each bin holds
-    ``n / bins`` of them, within one (values tied across an edge share a bin, which then holds more).
+    Edge k (1 .. bins-1) is the n values' order statistic of 0-based rank ``round(k n / bins)``, so with
+    :func:`bin_index` each bin holds n / bins of them, within one. Values tied across an edge share one bin
+    (which then holds more): no function of the amplitude alone can split them.
     """
     values = magnitudes.detach().flatten().double()
     values = values[torch.isfinite(values)]
@@ -134,7 +135,7 @@ def fit_bin_edges(magnitudes: torch.Tensor, bins: int = BINS) -> torch.Tensor:
 
 
 def bin_index(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
-    """Bin int64 (shaped like ``values``): the number of ``edges`` <= value, so bin k = [edge_{k-1}, edge_k)."""
+    """Bin int64 (shaped like ``values``): how many ``edges`` are <= each value; bin k = [e_{k-1}, e_k)."""
     return torch.bucketize(values.float(), edges.to(values.device, torch.float32), right=True)
 
 
@@ -222,7 +223,7 @@ class RelativeFlowProxy(nn.Module):
 
     @classmethod
     def for_taps(cls, taps: FeatureTaps, **kwargs) -> RelativeFlowProxy:
-        """A proxy reading every tap of ``taps`` (full hypercolumns, §4.7.2), padding to the backbone's stride."""
+        """A proxy reading every tap of ``taps`` (full hypercolumns, §4.7.2), padding to its output stride."""
         kwargs.setdefault("stride", taps.backbone.output_stride)
         return cls(taps.channels, taps.grids, **kwargs)
 
@@ -303,4 +304,5 @@ class RelativeFlowProxy(nn.Module):
         return {"loss": loss, "accuracy": accuracy}
 
     def extra_repr(self) -> str:
-        return f"bins={self.bins}, pairs={self.pairs}, sigma={self.sigma}, grey={self.grey}, fitted={self.fitted}"
+        fitted = self.fitted
+        return f"bins={self.bins}, pairs={self.pairs}, sigma={self.sigma}, grey={self.grey}, fitted={fitted}"
