@@ -61,9 +61,10 @@ def fit_and_record(
     at init still see the same augmentation (a resumed run restores its own RNG state instead).
     """
     from pixelwise.engine.trainer import Trainer
+    from pixelwise.methods.segmentation import SegmentationTask
 
     started = time.time()
-    trainer = Trainer(config, task)
+    trainer = Trainer(config, task if task is not None else SegmentationTask(config))
     if reseed is not None:
         torch.manual_seed(reseed)
     scores = trainer.fit()
