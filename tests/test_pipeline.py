@@ -55,3 +55,18 @@ def test_pipeline_runs_every_stage_once_and_writes_one_report(tmp_path: Path, ca
     os.utime(out / "3-label-ae" / "last.safetensors", (later, later))
     assert main(["pipeline", *flags, *more]) == 2
     assert "an earlier stage's checkpoint, rewritten since" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pipeline_with_a_multi_proxy_stage_fine_tunes_its_rgb_backbone(tmp_path: Path) -> None:
+    import yaml
+
+    out = tmp_path / "pipe"
+    flags = ["--data", "synthetic:8:180x240", "--output", str(out), "--crop", "180", "240", "--batch-size", "4",
+             "--pretrain-epochs", "1", "--pretrain-tasks", "colorization", "jigsaw", "--train-epochs", "1"]  # fmt: skip
+    assert main(["pipeline", *flags]) == 0
+    stage = yaml.safe_load((out / "1-multi-proxy" / "config.yaml").read_text())
+    assert stage["tasks"] == ["colorization", "jigsaw"] and stage["combine"] == "normsgd"
+    seg = yaml.safe_load((out / "4-segmentation" / "config.yaml").read_text())
+    assert seg["in_channels"] == 3 and seg["init_from"].endswith("1-multi-proxy/last.safetensors")
+    assert (out / "report" / "report.html").is_file()

@@ -1,6 +1,7 @@
 """The pipeline the five documents describe together, as one resumable command (``pixelwise pipeline``).
 
-1. colorization pretraining on the images, labels unused (Larsson Ch. 3);
+1. colorization pretraining on the images, labels unused (Larsson Ch. 3), or several proxies on one backbone
+   (``--pretrain-tasks colorization jigsaw motion``, Larsson Ch. 4, NormSGD);
 2. Mix-and-Match tuning on the labelled images (Zhan et al.), optional (``--mixmatch-epochs``);
 3. a label autoencoder for the label-structure regulariser (Mostajabi et al.), optional;
 4. segmentation training from the pretrained backbone on grey input, on a fraction of the labels (Long);
@@ -55,6 +56,12 @@ class PipelineConfig:
     pretrain_epochs: int = option(
         10, "colorization pretraining epochs (0 skips pretraining: random init)", minimum=0
     )
+    pretrain_tasks: list[str] = option(
+        [],
+        "several proxy tasks for the pretraining stage (colorization, jigsaw, motion) on one 3-channel backbone "
+        "with NormSGD (Larsson Ch. 4); empty: grey colorization alone (Ch. 3). Segmentation then fine-tunes on RGB",
+    )
+    flow_data: str = option("", "--pretrain-tasks motion: frame pairs with flow (see `pretrain --flow-data`)")
     mixmatch_epochs: int = option(0, "Mix-and-Match tuning epochs (0 skips the stage)", minimum=0)
     label_ae_epochs: int = option(
         0, "label-autoencoder epochs for the label-structure regulariser (0: none)", minimum=0
@@ -206,21 +213,11 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
 
     init_from: Path | None = None
     if config.pretrain_epochs:
-        from pixelwise.methods.colorization import ColorizationTask
-
-        pretrain = PretrainConfig(
-            data=config.data,
-            output=str(out / "1-colorization"),
-            splits=_image_splits(config.data),
-            epochs=config.pretrain_epochs,
-            eval_every=max(1, config.pretrain_epochs // 2),
-            **_shared(config),
-        )
-        stages.append(
-            run_stage("colorization pretraining", pretrain, ColorizationTask(pretrain), *after(stages))
-        )
+        name, pretrain, task = pretraining_stage(config, out)
+        stages.append(run_stage(name, pretrain, task, *after(stages)))
         init_from = stages[-1].folder / "last.safetensors"
-    grey = init_from is not None  # colorization backbones see lightness (Larsson §3: grey fine-tuning)
+    # Colorization backbones see lightness (Larsson §3: grey fine-tuning); multi-proxy ones share a 3-channel conv1.
+    grey = init_from is not None and not config.pretrain_tasks
     if config.mixmatch_epochs:
         from pixelwise.methods.mixmatch import MixMatchTask
 
@@ -267,8 +264,32 @@ def run_pipeline(config: PipelineConfig) -> dict[str, Any]:
         **_shared(config),
     )
     stages.append(run_stage("segmentation training", train, SegmentationTask(train), *after(stages)))
-    colorizer = out / "1-colorization" / "last.safetensors" if config.pretrain_epochs else None
+    grey_colorizer = config.pretrain_epochs and not config.pretrain_tasks
+    colorizer = out / "1-colorization" / "last.safetensors" if grey_colorizer else None
     return report(config, stages, colorizer)
+
+
+def pretraining_stage(config: PipelineConfig, out: Path) -> tuple[str, PretrainConfig, Task]:
+    """(name, options, task) of the pretraining stage: grey colorization, or the --pretrain-tasks with NormSGD."""
+    common = dict(
+        data=config.data,
+        splits=_image_splits(config.data),
+        epochs=config.pretrain_epochs,
+        eval_every=max(1, config.pretrain_epochs // 2),
+        **_shared(config),
+    )
+    if not config.pretrain_tasks:
+        from pixelwise.methods.colorization import ColorizationTask
+
+        pretrain = PretrainConfig(output=str(out / "1-colorization"), **common)
+        return "colorization pretraining", pretrain, ColorizationTask(pretrain)
+    from pixelwise.methods.multiproxy import MultiProxyTask
+
+    # NormSGD (Eq. 4.11) steps momentum SGD with a normalised gradient: its lr is the mean step per weight.
+    pretrain = PretrainConfig(output=str(out / "1-multi-proxy"), method="multi", tasks=list(config.pretrain_tasks),
+                              flow_data=config.flow_data, combine="normsgd", optimizer="sgd", lr=1e-4,
+                              warmup_iters=10, **common)  # fmt: skip
+    return "multi-proxy pretraining", pretrain, MultiProxyTask(pretrain)
 
 
 def report(config: PipelineConfig, stages: list[StageRun], colorizer: Path | None) -> dict[str, Any]:
