@@ -176,3 +176,21 @@ def test_loss_is_normalised_over_processes(tmp_path: Path) -> None:
     weight = torch.ones(3, 1, 1, requires_grad=True)
     segmentation_loss(features * weight, labels, None, 255, 1.0).backward()
     torch.testing.assert_close(torch.load(result), weight.grad)
+
+
+@pytest.mark.slow
+def test_multi_proxy_normsgd_trains_under_torchrun(tmp_path: Path) -> None:
+    """Two processes, two proxies: every loss's backward is all-reduced on its own (DDP with unused heads), the
+    combiner's statistics come from the averaged gradients, and rank 0 writes one resumable checkpoint."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "pixelwise.cli.main", "pretrain", "--method", "multi", "--tasks", "colorization", "motion",
+               "--data", "synthetic:8:48x64", "--flow-data", "flow-synthetic:8:48x64", "--crop", "48", "64",
+               "--batch-size", "2", "--epochs", "2", "--combine", "normsgd", "--optimizer", "sgd", "--lr", "1e-4",
+               "--no-amp", "--threads", "1", "--output", str(tmp_path / "ddp")]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = load_checkpoint(tmp_path / "ddp" / "last.safetensors")
+    assert checkpoint.meta["state"]["iteration"] == 2 * (8 + 4) // 4  # train + val images, 2 per process per step
+    combiner = checkpoint.extra_state["combiner"]
+    assert set(combiner["history"]) == {"colorization", "motion"} and combiner["frozen"]
