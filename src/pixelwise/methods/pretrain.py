@@ -5,6 +5,9 @@ Ch. 3), jigsaw, relative motion and several of them on one backbone (Larsson Ch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from torch.utils.data import Dataset
 
 from pixelwise.engine.config import RunConfig, option
 
@@ -98,3 +101,25 @@ class PretrainConfig(RunConfig):
         "match it to the backbone layer the regulariser reads",
         minimum=1,
     )
+
+
+def unlabelled_images(config: Any) -> tuple[list[Dataset], Dataset]:
+    """The images of ``config.splits`` with the pretraining augmentation (crop, scale jitter, flips, colour
+    jitter), cached in memory, and the val split streamed from disk (full-resolution splits never held in memory).
+
+    Labels are loaded with the images but never read: every self-supervised method (colorization, proxies,
+    distillation) learns from these. ``config`` is any run config with the pretraining data options.
+    """
+    from pixelwise.data import build_dataset, eval_transforms, train_transforms, validation_spec
+
+    size = tuple(config.base_size) if config.base_size else None
+    transform = train_transforms(tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter)
+    parts = [
+        build_dataset(config.data, split, size=size, transform=transform, void=config.ignore_index)
+        for split in config.splits
+    ]
+    val = build_dataset(validation_spec(config.data, config.val_data), "val", transform=eval_transforms(),
+                        cache=False, void=config.ignore_index)  # fmt: skip
+    for dataset in parts:
+        dataset.preload(progress=False)
+    return parts, val

@@ -16,7 +16,6 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.data import build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.data.color import rgb_to_hcl, rgb_to_lab
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.colorization.decoding import ab_rmse, psnr
@@ -29,7 +28,7 @@ from pixelwise.methods.colorization.losses import (
     uniform_centres,
 )
 from pixelwise.methods.colorization.model import ColorizationModel, ColorizerConfig
-from pixelwise.methods.pretrain import PretrainConfig
+from pixelwise.methods.pretrain import PretrainConfig, unlabelled_images
 from pixelwise.models.heads.hypercolumn import random_points
 from pixelwise.models.weights import load_backbone_weights
 
@@ -105,25 +104,7 @@ class ColorizationTask:
         self.name = "images"
 
     def datasets(self) -> tuple[Dataset, Dataset]:
-        config = self.config
-        base_size = tuple(config.base_size) if config.base_size else None
-        transform = train_transforms(
-            tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
-        )
-        parts = [
-            build_dataset(config.data, split, size=base_size, transform=transform, void=config.ignore_index)
-            for split in config.splits
-        ]
-        # Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory.
-        val = build_dataset(
-            validation_spec(config.data, config.val_data),
-            "val",
-            transform=eval_transforms(),
-            cache=False,
-            void=config.ignore_index,
-        )
-        for dataset in parts:
-            dataset.preload(progress=False)
+        parts, val = unlabelled_images(self.config)
         self.name = parts[0].info.name
         return ConcatDataset(parts), val  # labels are loaded with the images but never read
 

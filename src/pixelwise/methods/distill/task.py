@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.data import build_dataset, eval_transforms, train_transforms, validation_spec
+from pixelwise.data import build_dataset, eval_transforms
 from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.distributed import all_reduce_sum, resolve_device
 from pixelwise.methods.distill.config import DistillConfig
@@ -28,6 +28,7 @@ from pixelwise.methods.distill.divergence import ab_loss, classic_distillation_l
 from pixelwise.methods.distill.statistics import TeacherScale, feature_subset, teacher_scale
 from pixelwise.methods.distill.student import AuxiliaryStudent, StudentConfig, StudentModel
 from pixelwise.methods.distill.teachers import TeacherEnsemble
+from pixelwise.methods.pretrain import unlabelled_images
 from pixelwise.methods.segmentation import InitError, load_backbone_from_run
 from pixelwise.models.weights import load_backbone_weights
 
@@ -62,20 +63,7 @@ class DistillationTask:
 
     # ----------------------------------------------------------------- data and model
     def datasets(self) -> tuple[Dataset, Dataset]:
-        config = self.config
-        transform = train_transforms(
-            tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
-        )
-        parts = [self._split(split, transform, cache=True) for split in config.splits]
-        val = build_dataset(
-            validation_spec(config.data, config.val_data),
-            "val",
-            transform=eval_transforms(),
-            cache=False,
-            void=config.ignore_index,
-        )
-        for dataset in parts:
-            dataset.preload(progress=False)
+        parts, val = unlabelled_images(self.config)
         self.name = parts[0].info.name
         self._parts = parts
         return ConcatDataset(parts), val  # labels are loaded with the images but never read
