@@ -167,47 +167,56 @@ def colorization_transfer_table() -> list[str]:
     groups: dict[tuple, dict[int, float]] = {}
     steps: dict[tuple, int] = {}
     for r in runs:
-        key = (r["freeze"], r["labels_fraction"], r["init"])
+        key = (_code(r), r["freeze"], r["labels_fraction"], r["init"])
         groups.setdefault(key, {})[r["seed"]] = r["val"]["mean_iou"]
         steps[key] = r["iterations"]
     rows = [
         "### Colorization -> segmentation transfer on CamVid val (`benchmarks/colorization_transfer.py`)",
         "",
-        "Grey-input FCN-8s / ResNet-18, same number of fine-tuning steps for every arm; mean IoU (%) as mean +- "
-        'sample std over seeds; "gap" is the mean over seeds of (arm - random init) for the same seed.',
+        "FCN-8s / ResNet-18 (grey input; RGB for random-rgb and the multi-proxy arms proxy-*), same number of "
+        'fine-tuning steps for every arm; mean IoU (%) as mean +- sample std over seeds; "gap" is the mean over '
+        'seeds of (arm - random init of the same input and code) for the same seed. Code: "misaligned" = before '
+        'the geometry fix of 2026-12-01, "geometry fix" = after it (pretraining rerun too).',
         "",
-        "| backbone | labels | init | steps | seeds | mean IoU | gap vs random |",
-        "|---|---|---|---|---|---|---|",
+        "| code | backbone | labels | init | steps | seeds | mean IoU | gap vs random |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2] != "random", k[2])):
-        freeze, fraction, init = key
+    order = sorted(groups, key=lambda k: (k[0], k[1], k[2], not k[3].startswith("random"), k[3]))
+    for key in order:
+        code, freeze, fraction, init = key
         by_seed = groups[key]
-        baseline = groups.get((freeze, fraction, "random"), {})
+        random_init = "random-rgb" if init == "random-rgb" or init.startswith("proxy-") else "random"
+        baseline = groups.get((code, freeze, fraction, random_init), {})
         paired = [by_seed[s] - baseline[s] for s in by_seed if s in baseline]
-        gap = "-" if init == "random" or not paired else _mean_std(paired)
+        gap = "-" if init.startswith("random") or not paired else _mean_std(paired)
         stage, _, recalibrated = freeze.partition("+")
         trained = (
             "fine-tuned" if stage == "none" else ("frozen" if stage == "backbone" else f"frozen to {stage}")
         )
         trained += " + BatchNorm re-estimated" if recalibrated else ""
         rows.append(
-            f"| {trained} | {100 * fraction:g}% | {init} | {steps[key]} | {len(by_seed)} | "
+            f"| {code} | {trained} | {100 * fraction:g}% | {init} | {steps[key]} | {len(by_seed)} | "
             f"{_mean_std(list(by_seed.values()))} | {gap} |"
         )
     commands = sorted({r["command"] for r in runs})
     return rows + ["", "Commands: " + "; ".join(f"`{c}`" for c in commands)]
 
 
+def _code(record: dict) -> str:
+    """Which code measured a record: before the geometry fix (2026-12-01) or after it (tags geo_...)."""
+    return "geometry fix" if record["tag"].startswith("geo_") or "_geo_" in record["tag"] else "misaligned"
+
+
 def label_efficiency_plot() -> list[str]:
     """The label-efficiency curve (issue: pipeline) as a PNG: fine-tuned val mean IoU vs labelled fraction per init."""
-    runs = [r for r in _load("colorization_transfer") if r["freeze"] == "none"]
+    runs = [r for r in _load("colorization_transfer") if r["freeze"] == "none" and _code(r) == "misaligned"]
     curves: dict[str, dict[float, list[float]]] = {}
     for r in runs:
         curves.setdefault(f"{r['init']} init -> FT", {}).setdefault(r["labels_fraction"], []).append(
             100 * r["val"]["mean_iou"]
         )
     for r in _load("mixmatch"):  # the pipeline's full stage sequence, where it was run per fraction
-        if r["arm"] == "colorization_mm-graph_ft":
+        if r["arm"] == "colorization_mm-graph_ft" and _variant(r) == "":
             by_fraction = curves.setdefault("colorization -> M&M -> FT", {})
             by_fraction.setdefault(r.get("labels_fraction", 1.0), []).append(100 * r["val"]["mean_iou"])
     if not curves:
@@ -290,7 +299,7 @@ def mixmatch_table() -> list[str]:
     arms: dict[tuple[float, str], dict[int, float]] = {}  # (labels fraction, arm) -> seed -> mean IoU
     features: dict[tuple[float, str], list[tuple[dict, dict]]] = {}
     for r in runs:
-        key = (r.get("labels_fraction", 1.0), r["arm"])
+        key = (r.get("labels_fraction", 1.0), r["arm"] + _variant(r))
         arms.setdefault(key, {})[r["seed"]] = r["val"]["mean_iou"]
         stage = _stage_features(r)
         if stage:
@@ -321,6 +330,11 @@ def mixmatch_table() -> list[str]:
             f"| {ratio} |"
         )
     return rows + _commands(runs)
+
+
+def _variant(record: dict) -> str:
+    """A Mix-and-Match run's variant tag (e.g. _geo_margin0.5), '' for the default recipe."""
+    return record["tag"][len(record["arm"]) :].rsplit("_seed", 1)[0].split("_f0")[0]
 
 
 def label_ae_tables() -> list[str]:
@@ -418,33 +432,40 @@ def zoomout_table() -> list[str]:
 
 
 def weak_tags_table() -> list[str]:
-    """Per seed: the localiser's val point precision, the train points' precision and the model trained on them."""
+    """Per protocol, strategy and seed: the localiser's val point precision, the train points and the model."""
     runs = _load("weak_tags")
     if not runs:
         return []
-    reference = [
-        r["val"]["mean_iou"]
-        for r in _load("colorization_transfer")
-        if r["tag"].startswith("colorization_none_f1_")
-    ]
+    reference = {
+        code: [r["val"]["mean_iou"] for r in _load("colorization_transfer")
+               if r["init"] == "colorization" and r["freeze"] == "none" and r["labels_fraction"] == 1.0
+               and _code(r) == code]
+        for code in ("misaligned", "geometry fix")
+    }  # fmt: skip
+    shown = "; ".join(f"{code}: {_mean_std(v)}" for code, v in reference.items() if v)
     rows = [
         "### Segmentation from image tags on CamVid val (`benchmarks/weak_tags.py`)",
         "",
-        "Localiser on the frozen colorization backbone trained on image tags only; 20 diverse points per tagged "
-        "class on every train frame; grey FCN-8s fine-tuned from the colorization backbone on those points for the "
-        f"steps of the transfer study's full-label arm (reference: colorization -> FT with every label, "
-        f"{_mean_std(reference) if reference else '-'} mean IoU).",
+        "Localiser on the frozen colorization backbone trained on image tags only (whole frames, or 90x120 crops "
+        "with the crop's own tags); 20 points per tagged class (diverse, top-k, or every location: dense) on every "
+        "train frame (or on 4 random crops of it, each its own weakly labelled image); grey FCN-8s fine-tuned from "
+        "the colorization backbone on those points for the transfer study's full-label steps. Reference, "
+        f"colorization -> FT with every label: {shown or '-'} mean IoU. Tags per image: the mean number of classes "
+        "a training image's tags name (11 = no information).",
         "",
-        "| seed | val point precision | train points: labelled pixels | train point pixel precision | steps | "
-        "mean IoU | minutes, all stages |",
-        "|---|---|---|---|---|---|---|",
+        "| code | protocol | points | seed | tags per image | val point precision | labelled pixels | "
+        "pixel precision | steps | mean IoU | minutes, all stages |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(runs, key=lambda r: r["seed"]):
+    key = lambda r: (_code(r), r.get("protocol", "frames"), r.get("strategy", "diverse"), r["seed"])  # noqa: E731
+    for r in sorted(runs, key=key):
         points = r["train_points"]
+        tags = points.get("tags_per_image")
         rows.append(
-            f"| {r['seed']} | {fmt(r['localiser_val']['point_precision'])} | {points['labelled_pixels']:,} | "
-            f"{fmt(points['pixel_precision'])} | {r['iterations']} | **{fmt(r['val']['mean_iou'])}** | "
-            f"{r['minutes_all_stages']} |"
+            f"| {_code(r)} | {r.get('protocol', 'frames')} | {r.get('strategy', 'diverse')} | {r['seed']} | "
+            f"{f'{tags:.2f}' if tags is not None else '-'} | {fmt(r['localiser_val']['point_precision'])} | "
+            f"{points['labelled_pixels']:,} | {fmt(points['pixel_precision'])} | {r['iterations']} | "
+            f"**{fmt(r['val']['mean_iou'])}** | {r['minutes_all_stages']} |"
         )
     return rows + _commands(runs)
 
