@@ -11,8 +11,10 @@ Pretraining arms (``pixelwise pretrain --method multi``, one 3-channel ResNet-18
 
 Equal total steps for every arm; 8 images per step alone, 4 per task jointly (§4.7.2). Images: the CamVid train +
 val frames at 180x240 (as benchmarks/colorization_pretrain.py). SGD momentum 0.9, poly decay, 100 warm-up steps;
-lr 0.01 for SGD, eta 1e-4 for NormSGD (eta is the mean absolute step per parameter before momentum: the thesis
-gives no value; chosen by the proxy losses of a short run on the training frames, never by segmentation).
+eta 1e-4 for NormSGD (eta is the mean absolute step per weight before momentum; the thesis gives no value) and
+lr 0.05 for plain SGD, both set a priori, not tuned: ResNet-18's proxy gradients start at a mean |g| of ~1e-3
+(the scale_<task> values of log.jsonl), so the two give first steps of similar size. Nothing is chosen on
+segmentation labels.
 
 Each arm writes benchmarks/results/multiproxy_camvid/<arm>.json (its CPU minutes, the held-out proxy losses) and
 keeps runs/bench/multiproxy/<arm>; reruns skip finished arms and resume interrupted ones. ``--cka`` writes linear
@@ -78,7 +80,7 @@ def recipe(arm: str, steps: int, output: Path, extra: dict[str, Any]) -> Pretrai
         scale=[1.0, 1.5],
         optimizer="sgd",
         momentum=0.9,
-        lr=1e-4 if combine == "normsgd" else 0.01,
+        lr=1e-4 if combine == "normsgd" else 0.05,
         weight_decay=1e-4,
         schedule="poly",
         warmup_iters=100,
