@@ -63,7 +63,7 @@ def recipe(arm: str, steps: int, output: Path, extra: dict[str, Any]) -> Pretrai
     tasks, combine = ARMS[arm]
     image_tasks = [t for t in tasks if t != "motion"]
     batch = 8 if len(tasks) == 1 else 4  # per task: halved when joint (§4.7.2)
-    length = IMAGES if image_tasks else 100  # V alone steps through the clip's frame pairs
+    length = IMAGES if image_tasks else 80  # V alone steps through the clip's 80 training frame pairs
     values: dict[str, Any] = dict(
         data=f"camvid:{CAMVID}",
         splits=["train", "val"],

@@ -74,6 +74,8 @@ TABLE_4_1: dict[str, tuple[tuple[Any, ...], ...]] = {
 class TestBenchConfig(RunConfig):
     """A test-bench run: the loop's options plus the net, the split, the patch bank and the probe."""
 
+    __test__: ClassVar[bool] = False  # a "Test..." name, not a pytest test class
+
     data: str = option(
         "synthetic:16:64x64", "frames the patches come from: 'camvid:PATH' (at 180x240) or 'synthetic:N:HxW'"
     )
@@ -89,7 +91,23 @@ class TestBenchConfig(RunConfig):
     bank_seed: int = option(0, "seed of the patch bank (frames split, centres); fixed across arms", minimum=0)
     bank_cache: str | None = option("runs/bench/testbench", "folder caching the patch bank (.pt); None: none")
     probe_steps: int = option(100, "L-BFGS iterations of the linear probe", minimum=1)
-    probe_weight_decay: float = option(1e-3, "L2 penalty (lambda / 2) ||W||^2 of the linear probe", minimum=0)
+    probe_weight_decay: float = option(
+        0.3,
+        "L2 penalty (lambda / 2) ||W||^2 of the linear probe on standardised features (0.3: chosen on held-out "
+        "probe frames, never on the test patches)",
+        minimum=0,
+    )
+    single: int | None = option(
+        None, "train only this task of the split (Table 4.5's single-task baseline); None: all", minimum=0
+    )
+    teacher: str | None = option(
+        None,
+        "distillation (TestBenchDistillTask): run folder or checkpoint of a trained test-bench model whose "
+        "pre-ReLU top layer the student (--net) learns on the pretraining patches",
+    )
+    distill_loss: str = option("ab", "distillation loss: ab (D_AB, Eq. 4.5-4.7) or l2", choices=("ab", "l2"))
+    distill_alpha: float = option(0.25, "D_AB's alpha (1/4: T = 4, the thesis's choice)")
+    distill_beta: float = option(0.0, "D_AB's beta")
     train_accuracy_samples: int = option(
         2000, "pretraining patches on which each task head's training accuracy is reported", minimum=1
     )
@@ -111,6 +129,8 @@ class ConvBlock(nn.Sequential):
 
 class TestBenchBackbone(nn.Module):
     """The conv stack of Table 4.1 -> flattened top-layer features [B, 3072] (the base network)."""
+
+    __test__ = False
 
     def __init__(self, net: str) -> None:
         super().__init__()
@@ -147,6 +167,7 @@ class TestBenchNetConfig(StoredConfig):
     """Everything needed to rebuild a test-bench model; stored in its checkpoints."""
 
     KIND: ClassVar[str] = "multiproxy-testbench"
+    __test__: ClassVar[bool] = False
 
     net: str = "shallow"
     heads: tuple[tuple[str, int], ...] = ()  # (task name, outputs) per task layer
@@ -161,6 +182,8 @@ class TestBenchNet(nn.Module):
     DDP wrapper. Images may be uint8 (the bank's patches) or floats in [0, 1]; the model normalises them.
     """
 
+    __test__ = False
+
     def __init__(self, config: TestBenchNetConfig) -> None:
         super().__init__()
         self.config = config
@@ -173,7 +196,10 @@ class TestBenchNet(nn.Module):
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
         return self.backbone((x - self.mean) / self.std, pre_relu=pre_relu)
 
-    def forward(self, task: str, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, task: str | None, images: torch.Tensor, pre_relu: bool = False) -> torch.Tensor:
+        """Task ``task``'s logits, or (``task`` None) the top-layer features, e.g. pre-ReLU for distillation."""
+        if task is None:
+            return self.features(images, pre_relu=pre_relu)
         return self.heads[task](self.features(images))
 
 
@@ -206,7 +232,7 @@ def linear_probe(
     num_classes: int,
     *,
     steps: int = 100,
-    weight_decay: float = 1e-3,
+    weight_decay: float = 0.3,
 ) -> nn.Linear:
     """A new linear task layer trained on frozen features [N, D] (§4.6.2: "only the new task layer is allowed
     to update"): multinomial logistic regression + (λ/2)||W||², λ = ``weight_decay``, full batch, ``steps``
@@ -270,6 +296,8 @@ class TestBenchTask:
     run with periodic validation never chooses ``best.safetensors`` on the test patches.
     """
 
+    __test__ = False
+
     score_key = "probe_heldout_accuracy"
 
     def __init__(self, config: TestBenchConfig, progress: bool = True) -> None:
@@ -288,16 +316,29 @@ class TestBenchTask:
         return self._bank
 
     @property
-    def tasks(self) -> list[TaskSpec]:
+    def split_tasks(self) -> list[TaskSpec]:
+        """Every task of the split (the shares are always drawn over all of them)."""
         if self._tasks is None:
             self._tasks = make_split(self.config.split, self.bank.num_classes, self.config.seed)
         return self._tasks
 
     @property
+    def tasks(self) -> list[TaskSpec]:
+        """The tasks trained: the split's, or only ``--single``'s."""
+        single = self.config.single
+        if single is None:
+            return self.split_tasks
+        if single >= len(self.split_tasks):
+            raise ValueError(
+                f"--single {single}: split {self.config.split} has {len(self.split_tasks)} tasks"
+            )
+        return [self.split_tasks[single]]
+
+    @property
     def shares(self) -> torch.Tensor:
         if self._shares is None:
             count = int((self.bank.select("pretrain")[1]).numel())
-            self._shares = share_ids(count, self.tasks, self.config.seed)
+            self._shares = share_ids(count, self.split_tasks, self.config.seed)
         return self._shares
 
     def loss_names(self) -> list[str]:
@@ -414,6 +455,92 @@ class TestBenchTask:
         }
 
 
+# ----------------------------------------------------------------------------------------------- distillation
+def load_testbench_model(path: str | Path) -> TestBenchNet:
+    """A trained test-bench model from a run folder (its last.safetensors) or a checkpoint, in eval mode."""
+    from pixelwise.engine.checkpoint import load_checkpoint
+
+    path = Path(path)
+    checkpoint = load_checkpoint(path / "last.safetensors" if path.is_dir() else path)
+    model = TestBenchNet(TestBenchNetConfig.from_dict(checkpoint.meta["model"]))
+    model.load_state_dict(checkpoint.model_state)
+    return model.eval()
+
+
+class TestBenchDistillTask(TestBenchTask):
+    """Top-layer distillation on the test bench (Table 4.2's *Top-Compress* with a Deep teacher and a Shallow
+    student, *Top-Copy* with equal nets; §4.3.1-4.3.2), then the same linear probe.
+
+    The student (no task layers) learns the teacher's **pre-ReLU** 3072 top features on the pretraining patches
+    (the training batches, flips included): ŷ = y / s, ẑ = z / s with s_c = sqrt(Ê[y_c²]) over the pretraining
+    patches (the teacher statistics of §4.3.2; s_c = 1 for features that are always 0), and the loss is
+    (1/C) D_AB^(α,β)(e^ŷ || e^ẑ) (default (1/4, 0)) or ½(ŷ - ẑ)² (``--distill-loss l2``). The teacher runs
+    without dropout (§4.3.5); the student keeps Table 4.1's dropout. Teacher and student have the same width, so
+    there is no feature subset or auxiliary layer.
+    """
+
+    __test__ = False
+
+    def __init__(self, config: TestBenchConfig, progress: bool = True) -> None:
+        super().__init__(config, progress)
+        if not config.teacher:
+            raise ValueError("distillation needs --teacher (a trained test-bench run)")
+        self.teacher = load_testbench_model(config.teacher).requires_grad_(False)
+        self._scale: torch.Tensor | None = None
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return []  # no task layers: the student's only loss is the distillation
+
+    def loss_names(self) -> list[str]:
+        return ["distill"]
+
+    def build_model(self) -> tuple[TestBenchNet, float]:
+        student, lr = super().build_model()
+        self.scale(torch.device("cpu"))
+        return student, lr
+
+    @torch.no_grad()
+    def scale(self, device: torch.device) -> torch.Tensor:
+        """s_c = sqrt(mean over the pretraining patches of y_c²) of the teacher's pre-ReLU top features."""
+        if self._scale is None:
+            patches = self.bank.select("pretrain")[0]
+            energy = torch.zeros(FEATURES, dtype=torch.float64)
+            for i in range(0, len(patches), 512):
+                energy += self.teacher.features(patches[i : i + 512], pre_relu=True).double().pow(2).sum(0)
+            rms = (energy / max(len(patches), 1)).sqrt().float()
+            self._scale = torch.where(rms > 0, rms, torch.ones_like(rms))
+        if self._scale.device != device:
+            self._scale = self._scale.to(device)
+            self.teacher.to(device)
+        return self._scale
+
+    def losses(
+        self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]
+    ) -> Iterator[tuple[str, Callable[[], torch.Tensor]]]:
+        yield "distill", partial(self._distill_loss, net, images)
+
+    def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._distill_loss(net, images)
+
+    def _distill_loss(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        from pixelwise.methods.distill.divergence import ab_loss, l2_loss
+
+        scale = self.scale(images.device)
+        with torch.no_grad():
+            y_hat = self.teacher.features(images, pre_relu=True).float() / scale
+        z_hat = net(None, images, pre_relu=True).float() / scale  # through forward: a DDP wrapper syncs it
+        if self.config.distill_loss == "l2":
+            return l2_loss(y_hat, z_hat)
+        return ab_loss(y_hat, z_hat, self.config.distill_alpha, self.config.distill_beta)
+
+    def metadata(self) -> dict[str, Any]:
+        meta = super().metadata()
+        meta["testbench"]["distillation"] = {"teacher": self.config.teacher, "loss": self.config.distill_loss,
+                                             "alpha": self.config.distill_alpha, "beta": self.config.distill_beta}  # fmt: skip
+        return meta
+
+
 # ----------------------------------------------------------------------------------------------- diagnostics
 def gradient_diagnostics(
     combiner: GradientCombiner,
@@ -458,6 +585,8 @@ def gradient_diagnostics(
 class TestBenchTrainer(Trainer):
     """The one training loop plus :func:`gradient_diagnostics` after every step, logged with the loop's own
     per-task values. (An engine hook, e.g. a combiner callback, would make this subclass unnecessary.)"""
+
+    __test__ = False
 
     def __init__(self, config: RunConfig, task: Any) -> None:
         super().__init__(config, task)
