@@ -26,10 +26,10 @@ class Toy(nn.Module):
         self.heads = nn.ModuleDict({"a": nn.Linear(8, 1), "b": nn.Linear(8, 1)})
 
 
-def task_gradients(model: Toy, combiner: GradientCombiner, scales: dict[str, float]) -> dict:
+def task_gradients(model: Toy, combiner: GradientCombiner, scales: dict[str, float], step: int = 0) -> dict:
     inputs = torch.linspace(-1, 1, 12).view(3, 4)
     grads = {}
-    for name in combiner.active(0):
+    for name in combiner.active(step):
         loss = scales[name] * model.heads[name](model.backbone(inputs)).pow(2).mean()
         loss.backward()
         grads[name] = combiner.take_gradients()
@@ -207,3 +207,13 @@ def test_split_weights_a_step_of_one_task_leaves_the_other_groups_weights_untouc
     after = model.backbone[0].weight.detach()
     assert torch.equal(after[4:], before[4:])  # task b's rows (output channels 4-7) did not move
     assert not torch.equal(after[:4], before[:4])
+
+
+def test_a_task_round_robin_reaches_late_does_not_freeze_on_one_value() -> None:
+    model = Toy()
+    combiner = GradientCombiner("normsgd", list(model.parameters()), model.backbone.parameters(), ["a", "b"],
+                                round_robin=20, freeze_at=5)  # fmt: skip
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for step in range(30):
+        combiner.step(optimizer, task_gradients(model, combiner, {"a": 1.0, "b": 1.0}, step), step)
+    assert "a" in combiner.frozen and len(combiner.history["b"]) == 5 and "b" in combiner.frozen

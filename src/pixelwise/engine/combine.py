@@ -20,7 +20,14 @@ gradient per loss; a combiner turns them into the step the optimiser takes:
   a gradient is not stepped); the backbone's momentum is shared.
 
 The combiner's statistics and per-task states are part of the resumable checkpoint (``state_dict``), so
-``--resume`` continues exactly.
+``--resume`` continues exactly. With ``diagnose`` set before a step, it also measures the uneven-gradients
+problem directly (spec diagnostic): each task's ||g_m||_1 over the shared weights, their max/min ratio, and
+cos(ĝ, g_m) between the step's direction and each task's gradient (``diagnostics``, logged by the loop).
+
+With round-robin the one active task is normalised on its own (no 1/M: it is the only term), so Q = 1 takes
+M times larger steps than joint NormSGD; pass lr / M to match. A task freezes its s_m only once it has been
+seen at least ``MIN_HISTORY`` times (or ``freeze_at`` times, if smaller), so a task that round-robin reaches late
+does not freeze on one value.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from pixelwise.engine.errors import TrainingError
 
 COMBINERS = ("sum", "normsgd", "separate")
 HISTORY = 100  # NormSGD freezes s_m to the mean of its last 100 values (spec: multi-proxy.md)
+MIN_HISTORY = 10  # ... but not before it has seen this many
 
 Gradients = list[torch.Tensor | None]
 
@@ -71,6 +79,8 @@ class GradientCombiner:
         self.frozen: dict[str, float] = {}
         self.task_states: dict[str, dict[Any, Any]] = {}  # ``separate``: each task's optimiser state
         self.last_scales: dict[str, float] = {}
+        self.diagnose = False  # set before a step to measure it (costs one pass over the shared gradients)
+        self.diagnostics: dict[str, float] = {}
         # Split-weights (§4.4): task m's gradient reaches only the weights of its channel groups.
         self.masks = {
             name: [per_task.get(p) for p in self.params] for name, per_task in (masks or {}).items()
@@ -109,7 +119,8 @@ class GradientCombiner:
         history = self.history[name]
         history.append(live)
         del history[:-HISTORY]
-        if self.freeze_at is not None and iteration + 1 >= self.freeze_at:
+        enough = self.freeze_at is not None and len(history) >= min(MIN_HISTORY, self.freeze_at)
+        if enough and iteration + 1 >= self.freeze_at:  # type: ignore[operator]
             self.frozen[name] = sum(history) / len(history)
         return live
 
@@ -117,6 +128,15 @@ class GradientCombiner:
         self, optimizer: torch.optim.Optimizer, task_grads: dict[str, Gradients], iteration: int
     ) -> None:
         """Set ``.grad`` from the task gradients and step ``optimizer`` (``separate``: once per task)."""
+        before = None
+        if self.diagnose and self.mode == "separate":  # its direction is the step taken (Eq. 4.10)
+            before = [self.params[i].detach().clone() for i in self.shared]
+        self._step(optimizer, task_grads, iteration)
+        self.diagnostics = self.measure(task_grads, before) if self.diagnose else {}
+
+    def _step(
+        self, optimizer: torch.optim.Optimizer, task_grads: dict[str, Gradients], iteration: int
+    ) -> None:
         if self.mode == "separate":
             self._step_separately(optimizer, task_grads)
             return
@@ -150,6 +170,41 @@ class GradientCombiner:
             optimizer.state = shared_state
             for group in optimizer.param_groups:
                 group["lr"] *= count
+
+    def measure(
+        self, task_grads: dict[str, Gradients], before: list[torch.Tensor] | None
+    ) -> dict[str, float]:
+        """``g1_<task>`` = ||g_m||_1 and ``cos_<task>`` = cos(ĝ, g_m) over the shared weights, and ``g1_ratio``
+        = max / min of the norms, where ĝ is the combined direction: Σ_m g_m (sum), Σ_m g_m / s_m (NormSGD)
+        or, with ``before`` (separate), the step taken, θ_before - θ_after."""
+
+        def flat(grads: Gradients) -> torch.Tensor:
+            return torch.cat([
+                (grads[i] if grads[i] is not None else torch.zeros_like(self.params[i])).detach().flatten().float()
+                for i in self.shared
+            ])  # fmt: skip
+
+        vectors = {name: flat(grads) for name, grads in task_grads.items()}
+        if before is not None:
+            combined = torch.cat(
+                [(b - self.params[i].detach()).flatten().float() for b, i in zip(before, self.shared)]
+            )
+        elif self.mode == "normsgd":
+            combined = sum(
+                v / self.last_scales[n] for n, v in vectors.items() if self.last_scales.get(n, 0) > 0
+            )
+        else:
+            combined = sum(vectors.values())
+        out: dict[str, float] = {}
+        for name, vector in vectors.items():
+            out[f"g1_{name}"] = float(vector.abs().sum())
+            if isinstance(combined, torch.Tensor):
+                cosine = float(torch.nn.functional.cosine_similarity(combined, vector, dim=0, eps=1e-30))
+                out[f"cos_{name}"] = min(1.0, max(-1.0, cosine))  # rounding can leave |cos| a hair above 1
+        norms = [out[f"g1_{name}"] for name in vectors]
+        if len(norms) > 1 and min(norms) > 0:
+            out["g1_ratio"] = max(norms) / min(norms)
+        return out
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:

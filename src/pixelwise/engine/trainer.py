@@ -323,6 +323,10 @@ class Trainer:
                 if non_finite:
                     self.skip_non_finite(loss_sum, buffers)
                 else:
+                    if self.combiner is not None:  # measure the steps that will be logged
+                        coming = self.state.iteration + 1
+                        last = self.state.step_in_epoch + 1 == iters_per_epoch
+                        self.combiner.diagnose = coming == 1 or last or coming % config.log_every == 0
                     self.optimizer_step()
                     self.nan_in_a_row = 0
                 self.optimizer.zero_grad(set_to_none=True)
@@ -427,7 +431,8 @@ class Trainer:
         if self.combiner is None:
             return {}
         values = {f"loss_{name}": value for name, value in self._step_losses.items()}
-        return values | {f"scale_{name}": value for name, value in self.combiner.last_scales.items()}
+        values |= {f"scale_{name}": value for name, value in self.combiner.last_scales.items()}
+        return values | self.combiner.diagnostics
 
     def skip_non_finite(self, loss_sum: float, buffers: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
         """--on-nan: stop without saving (last.safetensors stays the last good state) or drop this batch."""

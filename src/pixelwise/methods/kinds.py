@@ -67,6 +67,11 @@ KINDS: dict[str, Kind] = {
     "distill-student": Kind(
         None, "`pixelwise train --init-from` (a distilled backbone, not a predictor)", "distill-student"
     ),
+    "multiproxy-testbench": Kind(
+        None,
+        "`benchmarks/multiproxy_bench.py` (a test-bench base network, probed there)",
+        "multiproxy-testbench",
+    ),
     "label-ae": Kind(
         None,
         "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",

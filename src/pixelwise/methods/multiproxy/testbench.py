@@ -13,7 +13,7 @@ Table 4.1's nets: ReLU after every conv, 3 x 3 unless stated, 'same' padding, 2 
 ReLU where the table lists it. Erratum (spec): four pools on 32 x 32 leave 2 x 2 x 192 = 768 features, not the
 table's 3072; the last pool is dropped so the flatten is 4 x 4 x 192 = 3072 for both nets.
 
-Diagnostic (spec): :class:`TestBenchTrainer` is the training loop plus, per step, each task's ||g_m||_1 over the
+Diagnostic (spec): :class:`~pixelwise.engine.combine.GradientCombiner` logs, per step, each task's ||g_m||_1 over the
 shared weights, their max / min ratio, and cos(ĝ, g_m) with ĝ the combined step direction, logged to log.jsonl
 beside the loop's own loss_<task> and scale_<task> (NormSGD's s_m).
 """
@@ -31,9 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from pixelwise.engine.combine import GradientCombiner
 from pixelwise.engine.config import RunConfig, option
-from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.multiproxy.testbench_data import (
     LOSSES,
     PATCH,
@@ -300,9 +298,10 @@ class TestBenchTask:
 
     score_key = "probe_heldout_accuracy"
 
-    def __init__(self, config: TestBenchConfig, progress: bool = True) -> None:
+    def __init__(self, config: TestBenchConfig, progress: bool = True, hide_test: bool = False) -> None:
         self.config = config
         self.progress = progress
+        self.hide_test = hide_test  # tuning runs: the test patches are never scored (nor printed)
         self._bank: PatchBank | None = None
         self._tasks: list[TaskSpec] | None = None
         self._shares: torch.Tensor | None = None
@@ -396,11 +395,14 @@ class TestBenchTask:
         probe_x, probe_y, probe_frames = bank.select("probe")
         test_x, test_y, _ = bank.select("test")
         probe_f = top_features(model, probe_x, device)
-        test_f = top_features(model, test_x, device)
         probe = linear_probe(probe_f, probe_y, classes, steps=config.probe_steps,
                              weight_decay=config.probe_weight_decay)  # fmt: skip
         scores: dict[str, Any] = {}
-        scores["test_accuracy"], scores["test_class_accuracy"] = accuracies(probe(test_f), test_y, classes)
+        if not self.hide_test:
+            test_f = top_features(model, test_x, device)
+            scores["test_accuracy"], scores["test_class_accuracy"] = accuracies(
+                probe(test_f), test_y, classes
+            )
         scores["probe_train_accuracy"], _ = accuracies(probe(probe_f), probe_y, classes)
         # A selection-safe score: the probe fitted on half of the probe frames, scored on the other half.
         frames = torch.unique(probe_frames)
@@ -438,6 +440,8 @@ class TestBenchTask:
         return None
 
     def summary(self, scores: dict[str, Any]) -> str:
+        if "test_accuracy" not in scores:
+            return f"linear probe: held-out probe accuracy {scores['probe_heldout_accuracy']:.3f} (test not scored)"
         return (
             f"linear probe: test accuracy {scores['test_accuracy']:.3f} (per class "
             f"{scores['test_class_accuracy']:.3f}), held-out probe {scores['probe_heldout_accuracy']:.3f}"
@@ -481,8 +485,8 @@ class TestBenchDistillTask(TestBenchTask):
 
     __test__ = False
 
-    def __init__(self, config: TestBenchConfig, progress: bool = True) -> None:
-        super().__init__(config, progress)
+    def __init__(self, config: TestBenchConfig, progress: bool = True, hide_test: bool = False) -> None:
+        super().__init__(config, progress, hide_test)
         if not config.teacher:
             raise ValueError("distillation needs --teacher (a trained test-bench run)")
         self.teacher = load_testbench_model(config.teacher).requires_grad_(False)
@@ -539,67 +543,3 @@ class TestBenchDistillTask(TestBenchTask):
         meta["testbench"]["distillation"] = {"teacher": self.config.teacher, "loss": self.config.distill_loss,
                                              "alpha": self.config.distill_alpha, "beta": self.config.distill_beta}  # fmt: skip
         return meta
-
-
-# ----------------------------------------------------------------------------------------------- diagnostics
-def gradient_diagnostics(
-    combiner: GradientCombiner,
-    task_grads: dict[str, list[torch.Tensor | None]],
-    before: list[torch.Tensor] | None = None,
-) -> dict[str, float]:
-    """The spec's uneven-gradients diagnostic over the shared (base) weights, for one step.
-
-    ``g1_<task>`` = ||g_m||_1, ``g1_ratio`` = max_m / min_m of them, ``cos_<task>`` = cos(ĝ, g_m), where ĝ is
-    the combined direction: Σ_m g_m (``sum``), Σ_m g_m / s_m (``normsgd``, Eq. 4.11) or, given ``before`` (the
-    shared weights before the step; ``separate``), the step actually taken, θ_before - θ_after (Eq. 4.10).
-    """
-    params = combiner.params
-    shared = combiner.shared
-
-    def flat(grads: list[torch.Tensor | None]) -> torch.Tensor:
-        return torch.cat([
-            (grads[i] if grads[i] is not None else torch.zeros_like(params[i])).detach().flatten().float()
-            for i in shared
-        ])  # fmt: skip
-
-    vectors = {name: flat(grads) for name, grads in task_grads.items()}
-    if before is not None:
-        combined = torch.cat([(b - params[i].detach()).flatten().float() for b, i in zip(before, shared)])
-    elif combiner.mode == "normsgd":
-        scales = combiner.last_scales
-        combined = sum(v / scales[n] for n, v in vectors.items() if scales.get(n, 0) > 0)  # type: ignore[assignment]
-    else:
-        combined = sum(vectors.values())  # type: ignore[assignment]
-    out: dict[str, float] = {}
-    norms = {}
-    for name, vector in vectors.items():
-        norms[name] = float(vector.abs().sum())
-        out[f"g1_{name}"] = norms[name]
-        if isinstance(combined, torch.Tensor):
-            out[f"cos_{name}"] = float(F.cosine_similarity(combined, vector, dim=0, eps=1e-30))
-    if len(norms) > 1 and min(norms.values()) > 0:
-        out["g1_ratio"] = max(norms.values()) / min(norms.values())
-    return out
-
-
-class TestBenchTrainer(Trainer):
-    """The one training loop plus :func:`gradient_diagnostics` after every step, logged with the loop's own
-    per-task values. (An engine hook, e.g. a combiner callback, would make this subclass unnecessary.)"""
-
-    __test__ = False
-
-    def __init__(self, config: RunConfig, task: Any) -> None:
-        super().__init__(config, task)
-        self._diagnostics: dict[str, float] = {}
-
-    def optimizer_step(self) -> None:
-        combiner, grads = self.combiner, self._task_grads
-        before = None
-        if combiner is not None and combiner.mode == "separate":
-            before = [combiner.params[i].detach().clone() for i in combiner.shared]
-        super().optimizer_step()
-        if combiner is not None and grads:
-            self._diagnostics = gradient_diagnostics(combiner, grads, before)
-
-    def task_diagnostics(self) -> dict[str, float]:
-        return super().task_diagnostics() | self._diagnostics
