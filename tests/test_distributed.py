@@ -191,6 +191,7 @@ def test_multi_proxy_normsgd_trains_under_torchrun(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = load_checkpoint(tmp_path / "ddp" / "last.safetensors")
-    assert checkpoint.meta["state"]["iteration"] == 2 * (8 + 4) // 4  # train + val images, 2 per process per step
+    # 8 train + 4 val images, 2 per process per step, 2 epochs
+    assert checkpoint.meta["state"]["iteration"] == 2 * (8 + 4) // 4
     combiner = checkpoint.extra_state["combiner"]
     assert set(combiner["history"]) == {"colorization", "motion"} and combiner["frozen"]
