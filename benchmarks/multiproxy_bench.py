@@ -16,6 +16,10 @@ Optimisers (one learning rate per family, fixed below):
   normsgd          --combine normsgd, (1/M) Σ_m g_m / s_m into momentum SGD (4.11)  eta   NORMSGD_ETA
   normsgd-rrQ      NormSGD, round-robin with quantum Q = 1, 100, 1000 (§4.5.4)      eta   NORMSGD_ETA / M
   singleM          task M of the split alone, momentum SGD (Table 4.5's single-task rows; not Scaled / Full)
+  split-weights    disjoint weights (§4.4): each task updates only the weights into its share of every layer's
+                   output channels (the columns read each other), momentum SGD                 lr    SGD_LR
+  split-activations  M separate columns (grouped convs, cross-column weights zero and kept zero, each head on
+                   its own column), momentum SGD                                              lr    SGD_LR
   distill-ab       split Full only: Top-Compress (Table 4.2): the student (--nets) learns the pre-ReLU top
   distill-l2       layer of a teacher (--teacher-net, default deep; its arm <teacher>_Full_sgd_seed<S> is
                    trained first if missing) with D_AB(1/4, 0) or squared L2 on s_c-normalised features, then
@@ -110,6 +114,8 @@ OPTIMISERS: dict[str, tuple[str, str, int, str]] = {
     "normsgd-rr1": ("normsgd", "sgd", 1, "normsgd"),
     "normsgd-rr100": ("normsgd", "sgd", 100, "normsgd"),
     "normsgd-rr1000": ("normsgd", "sgd", 1000, "normsgd"),
+    "split-weights": ("sum", "sgd", 0, "sgd"),
+    "split-activations": ("sum", "sgd", 0, "sgd"),
     "distill-ab": ("normsgd", "sgd", 0, "normsgd"),
     "distill-l2": ("normsgd", "sgd", 0, "normsgd"),
 }
@@ -157,6 +163,7 @@ def recipe(
         net=net,
         split=split,
         single=single,
+        disjoint=optimiser.removeprefix("split-") if optimiser.startswith("split-") else "none",
         bank_cache=str(RUNS),
         combine=combine,
         optimizer=optimizer,

@@ -209,3 +209,39 @@ def test_top_layer_distillation_trains_a_student_on_the_teachers_pre_relu_featur
     assert torch.equal(
         task.teacher.backbone.layers[0][0].weight.cpu(), reference["backbone.layers.0.0.weight"]
     )
+
+
+def test_split_activations_keep_the_cross_column_weights_exactly_zero_and_equal_a_grouped_net() -> None:
+    from pixelwise.methods.multiproxy.split import split_activation_masks, zero_cross_weights
+    from pixelwise.methods.multiproxy.testbench import TestBenchNet, TestBenchNetConfig
+
+    torch.manual_seed(0)
+    net = TestBenchNet(TestBenchNetConfig(net="shallow", heads=(("a", 3), ("b", 2))))
+    masks = split_activation_masks(net.backbone.layers, net.heads, ["a", "b"], positions=16)
+    zero_cross_weights(masks)
+    params = list(net.parameters())
+    combiner = GradientCombiner("sum", params, net.backbone.parameters(), ["a", "b"], masks=masks)
+    optimizer = torch.optim.SGD(params, lr=0.01)
+    images = torch.rand(4, 3, 32, 32)
+    for _ in range(2):
+        grads = {}
+        for name in ("a", "b"):
+            net(name, images).pow(2).mean().backward()
+            grads[name] = combiner.take_gradients(name)
+        combiner.step(optimizer, grads, 0)
+    second = net.backbone.layers[2][0]  # a conv after the first: grouped, cross blocks zero
+    half_out, half_in = second.out_channels // 2, second.in_channels // 2
+    assert (
+        second.weight[:half_out, half_in:].abs().max() == 0
+        and second.weight[half_out:, :half_in].abs().max() == 0
+    )
+    assert second.weight[:half_out, :half_in].abs().max() > 0
+    grouped = torch.nn.Conv2d(second.in_channels, second.out_channels, 3, padding=1, groups=2)
+    with torch.no_grad():
+        grouped.weight.copy_(
+            torch.cat([second.weight[:half_out, :half_in], second.weight[half_out:, half_in:]])
+        )
+        grouped.bias.copy_(second.bias)
+    x = torch.rand(1, second.in_channels, 8, 8)
+    torch.testing.assert_close(second(x), grouped(x))
+    assert net.heads["a"].weight[:, 16 * 96 :].abs().max() == 0  # head a reads only column a (channels 0-95)

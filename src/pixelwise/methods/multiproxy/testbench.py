@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.engine.config import RunConfig, option
+from pixelwise.methods.multiproxy.split import split_activation_masks, split_weight_masks, zero_cross_weights
 from pixelwise.methods.multiproxy.testbench_data import (
     LOSSES,
     PATCH,
@@ -94,6 +95,13 @@ class TestBenchConfig(RunConfig):
         "L2 penalty (lambda / 2) ||W||^2 of the linear probe on standardised features (0.3: chosen on held-out "
         "probe frames, never on the test patches)",
         minimum=0,
+    )
+    disjoint: str = option(
+        "none",
+        "disjoint weights (§4.4): none (shared), weights (split-weights: each task updates the weights into its "
+        "share of every layer's channels) or activations (split-activations: M separate columns, no weights "
+        "between them, each head on its own column)",
+        choices=("none", "weights", "activations"),
     )
     single: int | None = option(
         None, "train only this task of the split (Table 4.5's single-task baseline); None: all", minimum=0
@@ -359,7 +367,20 @@ class TestBenchTask:
             mean=tuple(bank.mean),
             std=tuple(bank.std),
         )
-        return TestBenchNet(config), self.config.lr
+        model = TestBenchNet(config)
+        if self.config.disjoint == "activations":  # the missing cross-column weights start (and stay) zero
+            zero_cross_weights(self.gradient_masks(model) or {})
+        return model, self.config.lr
+
+    def gradient_masks(self, model: TestBenchNet) -> dict[str, dict[nn.Parameter, torch.Tensor]] | None:
+        """--disjoint: which weights each task may update (split-weights / split-activations, §4.4)."""
+        names = [t.name for t in self.tasks]
+        if self.config.disjoint == "weights":
+            return split_weight_masks(model.backbone, names)
+        if self.config.disjoint == "activations":
+            positions = FEATURES // model.backbone.layers[-1][0].out_channels
+            return split_activation_masks(model.backbone.layers, model.heads, names, positions)
+        return None
 
     def losses(
         self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]
