@@ -30,6 +30,7 @@ SUBCOMMANDS = (
     "weak",
     "depth",
     "distill",
+    "correspond",
 )
 
 

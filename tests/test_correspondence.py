@@ -450,3 +450,27 @@ def test_psnr_by_hand() -> None:
     pred = torch.tensor([[[0.1, 0.0], [0.0, 0.5]]])
     assert psnr(pred, target, torch.tensor([[True, False], [False, False]])) == pytest.approx(20.0)
     assert psnr(pred, target) == pytest.approx(10 * math.log10(4 / 0.26))
+
+
+def test_correspond_align_recovers_a_shift_between_two_files_and_writes_a_panel(tmp_path: Path) -> None:
+    import json as _json
+
+    import numpy as np
+    from PIL import Image
+
+    from pixelwise.cli.main import main
+
+    rng = np.random.default_rng(0)
+    texture = (rng.random((96, 128, 3)) * 255).astype(np.uint8)
+    shifted = np.roll(
+        texture, shift=(0, 16), axis=(0, 1)
+    )  # one layer2 cell (stride 8) = 8 px; 16 px = 2 cells
+    Image.fromarray(texture).save(tmp_path / "a.png")
+    Image.fromarray(shifted).save(tmp_path / "b.png")
+    out = tmp_path / "align"
+    command = ["correspond", "align", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--beta", "0.01",
+               "--radius", "3", "--output", str(out)]  # fmt: skip
+    assert main(command) == 0
+    record = _json.loads((out / "flow.json").read_text())
+    assert (out / "panel.png").is_file() and record["cells"][0] > 0
+    assert record["psnr_warped"] > record["psnr_copy"] + 3  # the warp undoes most of the shift

@@ -317,6 +317,12 @@ def register_distill(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_correspond(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.correspond import register_correspond as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -333,4 +339,5 @@ REGISTER = [
     register_weak,
     register_depth,
     register_distill,
+    register_correspond,
 ]

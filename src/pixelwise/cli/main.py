@@ -1,5 +1,6 @@
 """``pixelwise`` console script: one subcommand per job (train, pretrain, tune, eval, predict, colorize, pipeline,
-export, datasets, models, label-ae, zoomout, weak, depth, distill); ``pixelwise --help`` lists them."""
+export, datasets, models, label-ae, zoomout, weak, depth, distill, correspond); ``pixelwise --help`` lists
+them."""
 
 from __future__ import annotations
 
