@@ -474,3 +474,21 @@ def test_correspond_align_recovers_a_shift_between_two_files_and_writes_a_panel(
     record = _json.loads((out / "flow.json").read_text())
     assert (out / "panel.png").is_file() and record["cells"][0] > 0
     assert record["psnr_warped"] > record["psnr_copy"] + 3  # the warp undoes most of the shift
+
+
+def test_an_opencv_flow_warps_correctly_once_flipped_to_rows_cols() -> None:
+    """Farneback's (dx, dy) and the warp's (dy, dx): flipped, a horizontal shift is undone."""
+    import numpy as np
+
+    from pixelwise.data.flow import farneback_flow
+    from pixelwise.methods.correspondence.warp import warp_image
+
+    rng = np.random.default_rng(0)
+    base = torch.from_numpy(rng.random((1, 64, 96)).astype(np.float32))
+    base = F.avg_pool2d(base[None], 5, stride=1, padding=2)[0].expand(3, -1, -1)  # smooth texture
+    moved = torch.roll(base, shifts=3, dims=2)  # moved(x) = base(x - 3)
+    flow = farneback_flow(moved, base)  # from moved to base: dx ~ -3
+    assert flow[0, 16:-16, 16:-16].median() == pytest.approx(-3, abs=0.5)
+    warped = warp_image(base, flow.flip(0))
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    assert (warped - moved)[inner].abs().mean() < 0.3 * (base - moved)[inner].abs().mean()

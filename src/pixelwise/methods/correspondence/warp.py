@@ -4,7 +4,8 @@ The warped image at source pixel x is the target read at x + u(x) (u from :meth:
 bilinearly with the edge replicated; label maps are read at the nearest pixel, and pixels whose x + u(x) leaves the
 target get ``ignore_index``. Coordinates are pixel centres (pixel p's centre is p, as in ``Grid``), so sampling is
 done here in pixel units rather than through ``grid_sample``'s normalised coordinates: an identity flow then reads
-every pixel with weight exactly 1 (the identity, bit for bit).
+every pixel with weight exactly 1 (the identity, bit for bit). The flow's channels are (rows, cols), i.e. (dy, dx),
+like every cell position here; an OpenCV flow (``data.flow.farneback_flow``) is (dx, dy): pass ``flow.flip(0)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import torch
 
 def _coordinates(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if flow.dim() != 3 or flow.shape[0] != 2:
-        raise ValueError(f"flow must be a dense [2, H, W] pixel flow (Flow.dense()), got {tuple(flow.shape)}")
+        raise ValueError(
+            f"flow must be a dense [2, H, W] pixel flow in (rows, cols) order (Flow.dense()), got {tuple(flow.shape)}"
+        )
     height, width = flow.shape[1:]
     rows = torch.arange(height, dtype=flow.dtype, device=flow.device).view(-1, 1)
     cols = torch.arange(width, dtype=flow.dtype, device=flow.device).view(1, -1)
