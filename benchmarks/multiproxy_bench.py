@@ -39,11 +39,13 @@ fitted on half of the probe frames and scored on the other half. The sweep does 
 (its first runs did print a test accuracy; the choice never used it). Tuned on a same-loss split, so Mixed and
 Scaled test robustness to what the tuning did not see.
 
-Round-robin uses eta / M: the engine normalises the one active task without Eq. 4.11's 1/M, so at the joint eta
-each round-robin step is M times one term of the joint update (and with the shared momentum about twice the
-joint step): at eta = 1e-4, normsgd-rr1 killed the net (held-out probe 0.114 on N25, 1000 steps) while 3e-5
-gave 0.443. With eta / M, M consecutive Q = 1 steps apply exactly the M terms of one joint step
-(eta / M) g_m / s_m, heads included, which is what "Q = 1 is close to joint training" (§4.5.4) needs.
+Round-robin uses eta / M, a convention, not a tuned value: the engine normalises the one active task without
+Eq. 4.11's 1/M, so a round-robin step is 1 to M times a joint step (M when the tasks' normalised gradients
+cancel, 1 when they agree; on N25 they agree with cos ~0.55, so at eta a step is ~1.8x a joint one). At eta =
+1e-4 normsgd-rr1 killed the net (held-out probe 0.114 on N25, 1000 steps) while 3e-5 gave 0.443. With eta / M,
+M consecutive Q = 1 steps apply exactly the M terms of one joint step, so over equal steps each task gets ~1/M
+of a joint run's progress: "round-robin ~ joint" is tested at that smaller effective rate (say so when
+reporting it).
 NormSGD's eta is the mean absolute step per parameter before momentum (each normalised task gradient has
 mean |.| = 1), so it is not comparable to SGD's lr. The same values are used for Deep (not re-tuned there:
 say so when reporting Deep numbers).

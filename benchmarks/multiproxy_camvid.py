@@ -10,7 +10,8 @@ Pretraining arms (``pixelwise pretrain --method multi``, one 3-channel ResNet-18
   CJV-normsgd   C + J + V, NormSGD
 
 Equal total steps for every arm; 8 images per step alone, 4 per task jointly (§4.7.2). Images: the CamVid train +
-val frames at 180x240 (as benchmarks/colorization_pretrain.py). SGD momentum 0.9, poly decay, 100 warm-up steps;
+val frames at 180x240 (as benchmarks/colorization_pretrain.py). SGD momentum 0.9, poly decay, 100 warm-up steps,
+no weight decay (torch's SGD scales decay with the lr, which differs ~500x between the two families);
 eta 1e-4 for NormSGD (eta is the mean absolute step per weight before momentum; the thesis gives no value) and
 lr 0.05 for plain SGD, both set a priori, not tuned: ResNet-18's proxy gradients start at a mean |g| of ~1e-3
 (the scale_<task> values of log.jsonl), so the two give first steps of similar size. Nothing is chosen on
@@ -81,12 +82,12 @@ def recipe(arm: str, steps: int, output: Path, extra: dict[str, Any]) -> Pretrai
         optimizer="sgd",
         momentum=0.9,
         lr=1e-4 if combine == "normsgd" else 0.05,
-        weight_decay=1e-4,
+        weight_decay=0.0,  # torch's SGD couples decay to the lr: NormSGD's ~500x smaller lr would get less
         schedule="poly",
         warmup_iters=100,
         amp=True,
         eval_every=0,
-        eval_scale=0.25,
+        eval_scale=0.5,  # the 360x480 val frames at 180x240, the training scale (and >= jigsaw's 168 crop)
         seed=0,
         resume=(output / "last.safetensors").exists(),
     )

@@ -470,6 +470,56 @@ def weak_tags_table() -> list[str]:
     return rows + _commands(runs)
 
 
+def multiproxy_bench_tables() -> list[str]:
+    """The optimisation test bench (Larsson §4.6 on CamVid patches): test accuracy per run, and the lr sweep."""
+    runs = _load("multiproxy_bench")
+    sweep = [
+        json.loads(p.read_text()) for p in sorted((RESULTS / "multiproxy_bench" / "sweep").glob("*.json"))
+    ]
+    rows: list[str] = []
+    if runs:
+        rows += [
+            "### Multi-task optimisation test bench on CamVid 32x32 patches (`benchmarks/multiproxy_bench.py`)",
+            "",
+            "Shared base + one head per task trained for equal steps; then a linear probe on the frozen base (probe "
+            'frames) scored on val patches (test accuracy, %); "div" = the loss became non-finite. g1 ratio: '
+            "geometric mean over logged steps of max/min per-task ||g_m||_1 on the shared weights; cos: mean over "
+            "tasks and steps of cos(step direction, g_m).",
+            "",
+            "| tag | net | split | optimiser | seed | steps | test acc | held-out probe acc | g1 ratio | mean cos | "
+            "minutes |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(
+            runs, key=lambda r: (r["tag"].split(r["net"])[0], r["net"], r["split"], r["optimiser"], r["seed"])
+        ):
+            d = r.get("diagnostics") or {}
+            cosines = [v for k, v in d.items() if k.startswith("cos_")]
+            test = "div" if r.get("diverged") else fmt(r["val"]["test_accuracy"])
+            held = "-" if r.get("diverged") else fmt(r["val"]["probe_heldout_accuracy"])
+            ratio = f"{d['g1_ratio_geomean']:.2f}" if "g1_ratio_geomean" in d else "-"
+            cos = f"{sum(cosines) / len(cosines):.2f}" if cosines else "-"
+            rows.append(
+                f"| {r['tag'].split(r['net'])[0] or '-'} | {r['net']} | {r['split']} | {r['optimiser']} | "
+                f"{r['seed']} | {r.get('iterations', '-')} | **{test}** | {held} | {ratio} | {cos} | "
+                f"{r['wall_minutes_including_eval']} |"
+            )
+        rows += _commands(runs) + [""]
+    if sweep:
+        rows += [
+            "### Test-bench learning rates (`benchmarks/multiproxy_bench.py --sweep`): chosen on held-out probe "
+            "frames",
+            "",
+            "| optimiser family | lr | steps | held-out probe acc |",
+            "|---|---|---|---|",
+        ]
+        for r in sorted(sweep, key=lambda r: (r["lr_family"], r["config"]["lr"])):
+            held = "div" if r.get("diverged") else fmt(r["val"]["probe_heldout_accuracy"])
+            rows.append(f"| {r['lr_family']} | {r['config']['lr']:g} | {r.get('iterations', '-')} | {held} |")
+        rows += _commands(sweep)
+    return rows
+
+
 def peers_table() -> list[str]:
     runs = _load("peers")
     if not runs:
@@ -518,6 +568,7 @@ def main() -> None:
         label_ae_tables(),
         zoomout_table(),
         weak_tags_table(),
+        multiproxy_bench_tables(),
         peers_table(),
         loop_overhead_line(),
     ]

@@ -174,7 +174,7 @@ def test_normsgd_run_through_the_trainer_logs_the_diagnostic_and_the_probe_beats
     bank = load_bank(SYNTHETIC, bank_cache, progress=False)
     assert bank.num_classes == 6 and bank.patches.dtype == torch.uint8
     assert len(list(bank_cache.glob("bank_synthetic_*.pt"))) == 1  # cached for the next arm
-    assert scores["test_accuracy"] > 1 / 6 + 0.15  # 6 classes, class-balanced test patches
+    assert scores["test_accuracy"] > 1 / 6 + 0.08, scores  # 6 classes, class-balanced test patches (~0.35 here)
     assert set(scores) >= {"probe_heldout_accuracy", "train_accuracy_t0_ce", "train_accuracy_t1_ce"}
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["kind"] == "train"]
@@ -245,3 +245,19 @@ def test_split_activations_keep_the_cross_column_weights_exactly_zero_and_equal_
     x = torch.rand(1, second.in_channels, 8, 8)
     torch.testing.assert_close(second(x), grouped(x))
     assert net.heads["a"].weight[:, 16 * 96 :].abs().max() == 0  # head a reads only column a (channels 0-95)
+
+
+def test_split_activations_work_for_four_tasks_and_keep_the_signal_scale() -> None:
+    from pixelwise.methods.multiproxy.split import split_activation_masks, zero_cross_weights
+    from pixelwise.methods.multiproxy.testbench import TestBenchNet, TestBenchNetConfig
+
+    heads = tuple((name, 3) for name in "abcd")
+    torch.manual_seed(0)
+    shared = TestBenchNet(TestBenchNetConfig(net="shallow", heads=heads))
+    torch.manual_seed(0)
+    split = TestBenchNet(TestBenchNetConfig(net="shallow", heads=heads))
+    zero_cross_weights(split_activation_masks(split.backbone.layers, split.heads, list("abcd"), positions=16))
+    images = torch.rand(16, 3, 32, 32)
+    with torch.no_grad():
+        ratio = split(None, images).pow(2).mean().sqrt() / shared(None, images).pow(2).mean().sqrt()
+    assert 0.5 < ratio < 2  # 1/M-wide columns initialised for their own fan-in, not shrunk ~M-fold per layer

@@ -15,6 +15,13 @@ scene's description (:class:`Scene`: the camera and every painted surface), from
 a surface point carries the texture the first frame shows at its first-frame projection, so the two frames
 differ only by the motion (and by what it occludes or reveals). Depths >= ``FAR`` (the sky and the ground
 beyond it) are treated as infinitely far: they move with the camera's rotation only.
+
+Instances and keypoints (spec correspondence-keypoints.md P4; region-proposals.md data A). Painting also
+writes ``Scene.instances`` [h,w] (int32): object ``k`` of ``Scene.objects`` (painting order) has id
+``k + 1``, 0 is the sky and the ground; painting far to near makes the map occlusion-correct.
+:func:`object_keypoints` gives each vehicle and person its analytic keypoints (:data:`KEYPOINT_NAMES`),
+visible where the instance map holds the object's id. Neither draws a random number: every other output is
+bit-identical to the renderer's before.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ class _Canvas:
     lum: np.ndarray  # base luminance before illumination and texture
     hue: np.ndarray  # radians in the CbCr plane
     chroma: np.ndarray
+    instances: np.ndarray | None = None  # int32 object ids (0 = none); None where no instance map is kept
 
     def paint(
         self, region: Region, mask: np.ndarray, cls: int, depth, lum, rng: np.random.Generator
@@ -158,10 +166,16 @@ class Scene:
     verge: _Surface
     road: _Surface
     objects: tuple[_Painted, ...]  # in painting order (far first)
+    # int32 [h,w]: objects[k] has id k + 1, 0 = sky / ground (last and defaulted: older callers still work)
+    instances: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         return self.seg.shape[0], self.seg.shape[1]
+
+    def keypoints(self, classes: tuple[int, ...] = (VEHICLE, PERSON)) -> list[ObjectKeypoints]:
+        """The analytic keypoints of every object of ``classes`` (:func:`object_keypoints`)."""
+        return object_keypoints(self, classes)
 
 
 def _noise_grid(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
@@ -214,14 +228,14 @@ def render_scene_full(rng: np.random.Generator, h: int, w: int) -> Scene:
     noise = _upsample_grid(grid, h, w, cell)
     canvas, (sky, verge, road) = _ground(rng, cam, yy, xx, road_half, road_offset)
     painted = tuple(
-        _paint_object(canvas, obj, cam, yy, xx, noise, rng)
-        for obj in sorted(objects, key=lambda o: -o.z)  # painter's algorithm: far first
+        _paint_object(canvas, obj, cam, yy, xx, noise, rng, instance)
+        for instance, obj in enumerate(sorted(objects, key=lambda o: -o.z), start=1)  # painter's: far first
     )
     fine = rng.standard_normal((h, w))
     image = _colour(canvas, illumination, noise, fine)
     return Scene(
         image, canvas.seg, canvas.depth, cam, road_half, road_offset, illumination, grid, cell, fine,
-        sky, verge, road, painted,
+        sky, verge, road, painted, canvas.instances,
     )  # fmt: skip
 
 
@@ -248,6 +262,7 @@ def _ground(
         lum=np.zeros((h, w), np.float32),
         hue=np.zeros((h, w), np.float32),
         chroma=np.zeros((h, w), np.float32),
+        instances=np.zeros((h, w), np.int32),
     )
     sky = _Surface(
         sky_base, *canvas.paint(FULL, np.ones((h, w), bool), SKY, FAR, _sky_lum(sky_base, cam, yy), rng)
@@ -335,7 +350,9 @@ def _object_shape(obj: _Object, cam: Camera, yy, xx, noise, lum: float, window: 
     return mask, lum
 
 
-def _paint_object(canvas: _Canvas, obj: _Object, cam: Camera, yy, xx, noise, rng) -> _Painted:
+def _paint_object(
+    canvas: _Canvas, obj: _Object, cam: Camera, yy, xx, noise, rng, instance: int = 0
+) -> _Painted:
     # Work inside the object's bounding box (with margin for tree-crown noise): most objects are small.
     h, w = yy.shape
     box_top, box_bottom, box_left, box_right = _object_box(obj, cam)
@@ -346,6 +363,8 @@ def _paint_object(canvas: _Canvas, obj: _Object, cam: Camera, yy, xx, noise, rng
     window = rng.uniform(0.6, 0.85) if obj.cls == BUILDING else 1.0  # windows darker than the wall
     mask, lum_map = _object_shape(obj, cam, yy[region], xx[region], noise[region], lum, window)
     hue, chroma = canvas.paint(region, mask, obj.cls, np.float32(obj.z), lum_map, rng)
+    if canvas.instances is not None:  # no random draw: the image, labels and depth stay bit-identical
+        canvas.instances[region][mask] = instance
     return _Painted(obj, _Surface(lum, hue, chroma), window)
 
 
@@ -356,6 +375,135 @@ def _colour(canvas: _Canvas, illumination: float, noise: np.ndarray, fine: np.nd
     cb, cr = chroma * np.cos(canvas.hue), chroma * np.sin(canvas.hue)
     rgb = np.stack([y + 1.402 * cr, y - 0.344 * cb - 0.714 * cr, y + 1.772 * cb], axis=-1)
     return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+# --- Analytic keypoints of vehicles and people (spec correspondence-keypoints.md P4) ------------------------
+
+PERSON_KEYPOINTS = ("head_top", "head_centre", "feet", "body_left", "body_right")
+VEHICLE_KEYPOINTS = ("left", "right", "roof", "bottom_left", "bottom_right")
+KEYPOINT_NAMES: dict[int, tuple[str, ...]] = {PERSON: PERSON_KEYPOINTS, VEHICLE: VEHICLE_KEYPOINTS}
+# A silhouette's extreme points lie on its outline, where the pixel holding them is as often outside the mask
+# as inside: each is moved this far (px) towards its part's centre (at most half way), so that an unoccluded
+# keypoint falls on a pixel its own object painted.
+KEYPOINT_INSET = 1.0
+_CORNER = 2.0**-0.25  # the superellipse dx^4 + dy^4 = 1 at 45 degrees: the rounded box's corners
+
+
+@dataclass(frozen=True)
+class ObjectKeypoints:
+    """One vehicle's or person's keypoints in a rendered scene.
+
+    ``points`` float32 [K, 2] are (row, col) in pixel-index coordinates (pixel p's centre is p, the convention
+    of :mod:`pixelwise.methods.correspondence`), one per name of ``names`` (:data:`KEYPOINT_NAMES`), and may
+    lie outside the image. ``visible`` [K] says the point is inside the image and the instance map holds
+    ``instance`` at the pixel containing it (occluded, off-image and unrendered points are not). ``box`` is
+    the analytic silhouette's extent (top, left, bottom, right) in the same coordinates, pixel edges rather
+    than centres (a one-pixel object spans 1 px), unclipped; ``truncated`` says it crosses the image border.
+    ``pixels`` counts the pixels the object shows in the instance map.
+    """
+
+    instance: int
+    cls: int
+    names: tuple[str, ...]
+    points: np.ndarray
+    visible: np.ndarray
+    box: tuple[float, float, float, float]
+    depth: float
+    pixels: int
+    truncated: bool
+
+    @property
+    def box_size(self) -> tuple[float, float]:
+        """(height, width) of ``box`` in pixels (PCK's max(h, w), thesis §2.2)."""
+        top, left, bottom, right = self.box
+        return bottom - top, right - left
+
+
+def _person_points(obj: _Object, cam: Camera):
+    """(outline points [K, 2], their parts' centres [K, 2], box) of ``_object_shape``'s person, in the
+    renderer's continuous coordinates."""
+    base, xc = cam.row(obj.z), cam.col(obj.x, obj.z)
+    half_w, hgt = max(obj.width * cam.f / obj.z / 2, 0.5), obj.height * cam.f / obj.z
+    body_row, body_half = base - 0.42 * hgt, 0.42 * hgt + 0.5  # body ellipse: centre row, vertical semi-axis
+    head_row, head_radius = base - 0.91 * hgt, 0.09 * hgt + 0.5
+    points = [
+        (head_row - head_radius, xc),  # head top
+        (head_row, xc),  # head centre
+        (body_row + body_half, xc),  # feet: the body's lowest point
+        (body_row, xc - half_w),  # body left / right at the body's mid-height (its widest row)
+        (body_row, xc + half_w),
+    ]
+    centres = [(head_row, xc), (head_row, xc), (body_row, xc), (body_row, xc), (body_row, xc)]
+    reach = max(half_w, head_radius)
+    box = (min(head_row - head_radius, body_row - body_half), xc - reach, body_row + body_half, xc + reach)
+    return np.array(points), np.array(centres), box
+
+
+def _vehicle_points(obj: _Object, cam: Camera):
+    """(outline points [K, 2], their parts' centres [K, 2], box) of ``_object_shape``'s vehicle."""
+    base, xc = cam.row(obj.z), cam.col(obj.x, obj.z)
+    half_w, hgt = obj.width * cam.f / obj.z / 2, obj.height * cam.f / obj.z
+    a, b, row = max(half_w, 0.5), max(hgt / 2, 0.5), base - hgt / 2  # semi-axes and centre row, as the mask's
+    points = [
+        (row, xc - a),  # left / right extremes
+        (row, xc + a),
+        (row - b, xc),  # roof
+        (row + _CORNER * b, xc - _CORNER * a),  # the two lower corners, where the body meets the ground
+        (row + _CORNER * b, xc + _CORNER * a),
+    ]
+    return np.array(points), np.full((5, 2), (row, xc)), (row - b, xc - a, row + b, xc + a)
+
+
+def _inset(points: np.ndarray, centres: np.ndarray, inset: float) -> np.ndarray:
+    """``points`` moved ``inset`` px towards ``centres``, at most half way (a centre itself stays put)."""
+    step = centres - points
+    length = np.linalg.norm(step, axis=1, keepdims=True)
+    move = np.minimum(inset, 0.5 * length) / np.maximum(length, 1e-12)
+    return points + step * move
+
+
+def _keypoints_of(painted: _Painted, instance: int, scene: Scene) -> ObjectKeypoints:
+    obj, cam, (h, w) = painted.obj, scene.camera, scene.size
+    outline, centres, box = (_person_points if obj.cls == PERSON else _vehicle_points)(obj, cam)
+    continuous = _inset(outline, centres, KEYPOINT_INSET)
+    # Pixel (i, j) spans [i, i+1) x [j, j+1) in the renderer's continuous coordinates: floor finds it.
+    rows, cols = np.floor(continuous[:, 0]).astype(int), np.floor(continuous[:, 1]).astype(int)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    ids = np.zeros(len(rows), np.int64)
+    ids[inside] = scene.instances[rows[inside], cols[inside]]
+    top, left, bottom, right = box
+    return ObjectKeypoints(
+        instance=instance,
+        cls=obj.cls,
+        names=KEYPOINT_NAMES[obj.cls],
+        points=(continuous - 0.5).astype(np.float32),  # continuous -> pixel-index coordinates
+        visible=ids == instance,
+        box=(top - 0.5, left - 0.5, bottom - 0.5, right - 0.5),
+        depth=obj.z,
+        pixels=int((scene.instances == instance).sum()),
+        truncated=top < 0 or left < 0 or bottom > h or right > w,
+    )
+
+
+def object_keypoints(scene: Scene, classes: tuple[int, ...] = (VEHICLE, PERSON)) -> list[ObjectKeypoints]:
+    """Analytic keypoints (spec P4) of every object of ``classes`` in ``scene``, in painting order.
+
+    Person: head top, head centre, feet, body left / right at mid-height; vehicle: left / right extremes, roof
+    and the two lower (ground-contact) corners. Points come from the shapes ``_object_shape`` paints, moved
+    ``KEYPOINT_INSET`` px inwards; visibility is read from ``scene.instances``, so occlusion is exact.
+    """
+    unknown = sorted(set(classes) - set(KEYPOINT_NAMES))
+    if unknown:
+        raise ValueError(
+            f"no keypoints are defined for classes {unknown}; choose from {sorted(KEYPOINT_NAMES)}"
+        )
+    if scene.instances is None:
+        raise ValueError("this Scene has no instance map; render it with render_scene_full")
+    return [
+        _keypoints_of(painted, instance, scene)
+        for instance, painted in enumerate(scene.objects, start=1)
+        if painted.obj.cls in classes
+    ]
 
 
 # --- A second frame after an ego-motion, and the exact flow between the two ---------------------------------

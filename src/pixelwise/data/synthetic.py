@@ -13,7 +13,7 @@ from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
 from pixelwise.data.info import SYNTHETIC_INFO
-from pixelwise.data.scene import Scene, render_scene, render_scene_full
+from pixelwise.data.scene import PERSON, VEHICLE, ObjectKeypoints, Scene, render_scene, render_scene_full
 from pixelwise.data.tensors import Depth
 
 _Raw = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -26,6 +26,10 @@ class SyntheticScenes(Dataset):
     0 only where a transform padded), "tags": float32 [num_classes] multi-hot})``. Sample ``i`` depends only
     on ``(seed, split, i)``, not on access order, worker count or caching. ``tags`` is computed after the
     transform, so it always describes the returned (possibly cropped) ``seg``.
+
+    Instance maps and analytic keypoints (spec correspondence-keypoints.md P4) are not in the items, so
+    existing callers see the same dicts: :meth:`instances` and :meth:`keypoints` give them, for the
+    untransformed frame.
     """
 
     def __init__(
@@ -84,6 +88,19 @@ class SyntheticScenes(Dataset):
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} synthetic scenes")
         return render_scene_full(scene_generator(self.seed, self.split, index % self.length), *self.size)
+
+    def instances(self, index: int) -> torch.Tensor:
+        """Sample ``index``'s (untransformed) instance map int64 [H,W]: object ids in painting order, 0 = sky
+        and ground, occlusion-correct (see :class:`~pixelwise.data.scene.Scene`); rendered anew."""
+        instances = self.scene(index).instances
+        assert instances is not None  # render_scene_full always paints one
+        return torch.from_numpy(instances.astype(np.int64))
+
+    def keypoints(self, index: int, classes: tuple[int, ...] = (VEHICLE, PERSON)) -> list[ObjectKeypoints]:
+        """The analytic keypoints of sample ``index``'s vehicles and people (``classes``), in the
+        untransformed frame, with visibility from its instance map
+        (:func:`~pixelwise.data.scene.object_keypoints`)."""
+        return self.scene(index).keypoints(classes)
 
     def load_label(self, index: int) -> torch.Tensor:
         """The generated (untransformed) label map uint8 [H,W], e.g. for class frequencies."""

@@ -24,8 +24,9 @@ The combiner's statistics and per-task states are part of the resumable checkpoi
 problem directly (spec diagnostic): each task's ||g_m||_1 over the shared weights, their max/min ratio, and
 cos(ĝ, g_m) between the step's direction and each task's gradient (``diagnostics``, logged by the loop).
 
-With round-robin the one active task is normalised on its own (no 1/M: it is the only term), so Q = 1 takes
-M times larger steps than joint NormSGD; pass lr / M to match. A task freezes its s_m only once it has been
+With round-robin the one active task is normalised on its own (no 1/M: it is the only term): a round-robin step
+is 1 to M times a joint step, depending on how well the tasks' normalised gradients agree (M times when they
+cancel, 1 when they are parallel), so its lr needs its own choice. A task freezes its s_m only once it has been
 seen at least ``MIN_HISTORY`` times (or ``freeze_at`` times, if smaller), so a task that round-robin reaches late
 does not freeze on one value.
 """
@@ -107,7 +108,8 @@ class GradientCombiner:
 
     def mean_abs(self, grads: Gradients) -> float:
         """s_m = (1/P) Σ_p |g_{m,p}| over the shared parameters (absent gradients count as zeros)."""
-        total = sum(float(grads[i].abs().sum()) for i in self.shared if grads[i] is not None)
+        parts = [grads[i].abs().sum() for i in self.shared if grads[i] is not None]
+        total = float(torch.stack(parts).double().sum()) if parts else 0.0  # one device sync, not one per param
         count = sum(self.params[i].numel() for i in self.shared)
         return total / max(count, 1)
 
@@ -141,6 +143,7 @@ class GradientCombiner:
             self._step_separately(optimizer, task_grads)
             return
         weights = {name: 1.0 for name in task_grads}
+        self.last_scales = {}  # this step's tasks only (round-robin: the active one)
         if self.mode == "normsgd":
             count = len(task_grads)
             for name, grads in task_grads.items():
@@ -214,13 +217,16 @@ class GradientCombiner:
             name: {str(index[id(p)]): dict(values) for p, values in state.items()}
             for name, state in self.task_states.items()
         }
-        return {"mode": self.mode, "history": self.history, "frozen": self.frozen, "task_states": states}
+        return {"mode": self.mode, "history": self.history, "frozen": self.frozen, "task_states": states,
+                "freeze_at": self.freeze_at}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("mode") != self.mode:
             raise ValueError(
                 f"combiner state is for --combine {state.get('mode')}, this run uses {self.mode}"
             )
+        # The freeze step is the run's, not the resumed command's (--epochs may change on --resume).
+        self.freeze_at = state.get("freeze_at", self.freeze_at)
         self.history = {name: list(values) for name, values in state["history"].items()}
         self.frozen = {name: float(value) for name, value in state["frozen"].items()}
         self.task_states = {}

@@ -158,8 +158,9 @@ class DistillationTask:
     def targets(self, images: torch.Tensor) -> torch.Tensor:
         """The teacher signal y the student's output is compared with: [N, F (or M F), h, w], float32."""
         self._on(images.device)
-        with torch.no_grad():
-            features = self.teachers(images).float()
+        # In float32 even under --amp: the statistics s_c were measured so, and the target should not be rounded.
+        with torch.no_grad(), torch.autocast(images.device.type, enabled=False):
+            features = self.teachers(images.float()).float()
         if self.subset is not None:
             features = features.index_select(1, self._index)
         return features

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 
-def channel_groups(channels: int, tasks: int) -> list[range]:
+def channel_groups(channels: int, tasks: int, what: str = "output") -> list[range]:
     """``channels`` split into ``tasks`` contiguous groups whose sizes differ by at most one."""
     if channels < tasks:
-        raise ValueError(f"a layer with {channels} output channels cannot be split among {tasks} tasks")
+        raise ValueError(f"a layer with {channels} {what} channels cannot be split among {tasks} tasks")
     bounds = [round(i * channels / tasks) for i in range(tasks + 1)]
     return [range(bounds[i], bounds[i + 1]) for i in range(tasks)]
 
@@ -52,10 +52,15 @@ def split_activation_masks(
     convs = [m for layer in layers for m in layer.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     for index, conv in enumerate(convs):
         outs = channel_groups(conv.weight.shape[0], len(tasks))
-        ins = channel_groups(conv.weight.shape[1], len(tasks))
+        # The first layer reads the image (all of it, in every column); later ones only their own column.
+        ins = (
+            [range(conv.weight.shape[1])] * len(tasks)
+            if index == 0
+            else channel_groups(conv.weight.shape[1], len(tasks), "input")
+        )
         for name, out_group, in_group in zip(tasks, outs, ins):
             weight = torch.zeros_like(conv.weight)
-            columns = slice(None) if index == 0 else slice(in_group.start, in_group.stop)
+            columns = slice(in_group.start, in_group.stop)
             weight[out_group.start : out_group.stop, columns] = 1
             masks[name][conv.weight] = weight
             if conv.bias is not None:
@@ -75,10 +80,20 @@ def split_activation_masks(
 
 @torch.no_grad()
 def zero_cross_weights(masks: Mapping[str, Mapping[nn.Parameter, torch.Tensor]]) -> None:
-    """Set every weight that no task's mask covers to zero (split-activations' missing cross-column weights)."""
+    """Set every weight that no task's mask covers to zero (split-activations' missing cross-column weights).
+
+    A weight whose row keeps only 1/M of its inputs is scaled by sqrt(M): the init's variance was set for the
+    full fan-in, and a network without normalisation layers would otherwise shrink its signal ~M-fold per layer
+    (M separately initialised 1/M-wide networks have the full per-input variance).
+    """
     union: dict[nn.Parameter, torch.Tensor] = {}
     for per_task in masks.values():
         for param, mask in per_task.items():
             union[param] = torch.maximum(union[param], mask) if param in union else mask
     for param, mask in union.items():
         param.mul_(mask)
+        if param.dim() > 1:
+            kept = (
+                mask.flatten(1).sum(1).clamp(min=1) / mask[0].numel()
+            )  # the fraction of inputs each row keeps
+            param.mul_(kept.rsqrt().view(-1, *([1] * (param.dim() - 1))))

@@ -4,8 +4,10 @@ Per step every active task runs its own forward and backward on the shared netwo
 images, V on the batch's flow pairs); the training loop's gradient combiner (``--combine sum | normsgd |
 separate``, ``--round-robin Q``) makes the step. With one task (``--method jigsaw`` / ``motion``, or ``--tasks
 colorization``) this is plain single-proxy pretraining through the same code, so the arms of a study differ in
-their tasks only. Validation reports each task's loss (and jigsaw / motion accuracy) on held-out data with a
-fixed random stream; best.safetensors is chosen by their negated sum (nothing here reads a label).
+their tasks only. Validation reports each task's loss (and jigsaw / motion accuracy) on the val images (which
+are also pretraining images when --splits includes val: a proxy loss, not a held-out score) and the last fifth
+of the flow clip, with a fixed random stream; best.safetensors is chosen by their negated sum (no label is
+read anywhere).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class MultiProxyTask:
         images = ColorizationTask(config)
         train, val = images.datasets()  # the colorization pretraining images (labels loaded, never read)
         self.name = images.name
+        if "jigsaw" in self.tasks and len(val):
+            self._check_val_size(val)
         if "motion" in self.tasks:
             if not config.flow_data:
                 raise ValueError(
@@ -73,6 +77,17 @@ class MultiProxyTask:
             only_motion = not any(t in IMAGE_TASKS for t in self.tasks)
             train = FlowBeside(train, self.flow_train, length=len(self.flow_train) if only_motion else None)
         return train, val
+
+    def _check_val_size(self, val: Dataset) -> None:
+        """Jigsaw validates on the val images at --eval-scale: they must hold its crop (refused before training)."""
+        height, width = val[0][0].shape[-2:]
+        small = min(height, width) * self.config.eval_scale
+        crop = MultiProxyConfig.jigsaw_crop
+        if small < crop:
+            raise ValueError(
+                f"--eval-scale {self.config.eval_scale:g} makes the {height}x{width} val images smaller than the "
+                f"{crop}x{crop} jigsaw crop; raise --eval-scale to at least {crop / min(height, width):.2f}"
+            )
 
     def model_config(self) -> MultiProxyConfig:
         config = self.config
@@ -122,14 +137,21 @@ class MultiProxyTask:
     ) -> tuple[dict[str, Any], list[Any]]:
         model.eval()
         names = list(self.tasks)
-        sums = torch.zeros(len(names), 3, dtype=torch.float64, device=device)  # loss, accuracy, batches
+        sums = torch.zeros(
+            len(names), 3, dtype=torch.float64, device=device
+        )  # loss, accuracy (x images), images
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)  # the same points, puzzles and pairs at every validation
             for index, name in enumerate(names):
                 for images, targets in self._val_batches(name, loader, device, progress):
                     out = model(name, images, targets)
+                    count = len(
+                        images
+                    )  # weights each batch by its images: a short last batch is not overweighted
                     accuracy = float(out.get("accuracy", torch.zeros(())))
-                    sums[index] += torch.tensor([float(out["loss"]), accuracy, 1.0], device=device).double()
+                    sums[index] += torch.tensor(
+                        [float(out["loss"]) * count, accuracy * count, count], device=device
+                    ).double()
         all_reduce_sum(sums)
         scores: dict[str, Any] = {}
         for index, name in enumerate(names):

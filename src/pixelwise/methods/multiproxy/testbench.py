@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.engine.config import RunConfig, option
+from pixelwise.methods.distill.statistics import SCALE_FLOOR
 from pixelwise.methods.multiproxy.split import split_activation_masks, split_weight_masks, zero_cross_weights
 from pixelwise.methods.multiproxy.testbench_data import (
     LOSSES,
@@ -534,7 +535,8 @@ class TestBenchDistillTask(TestBenchTask):
             for i in range(0, len(patches), 512):
                 energy += self.teacher.features(patches[i : i + 512], pre_relu=True).double().pow(2).sum(0)
             rms = (energy / max(len(patches), 1)).sqrt().float()
-            self._scale = torch.where(rms > 0, rms, torch.ones_like(rms))
+            # A near-dead channel would blow z / s up: the relative floor of the main distillation code.
+            self._scale = rms.clamp(min=float(SCALE_FLOOR * rms.mean().clamp(min=1e-12)))
         if self._scale.device != device:
             self._scale = self._scale.to(device)
             self.teacher.to(device)
