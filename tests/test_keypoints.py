@@ -128,7 +128,9 @@ def test_instance_map_is_occlusion_correct() -> None:
         depths = [p.obj.z for p in scene.objects]
         assert depths == sorted(depths, reverse=True)  # painting order is far to near
         for instance, painted in enumerate(scene.objects, start=1):
-            mask, _ = _object_shape(painted.obj, scene.camera, yy, xx, noise, painted.surface.lum, painted.window)
+            mask, _ = _object_shape(
+                painted.obj, scene.camera, yy, xx, noise, painted.surface.lum, painted.window
+            )
             expected[mask] = instance
         np.testing.assert_array_equal(scene.instances, expected)
 
@@ -145,7 +147,10 @@ def test_keypoint_visibility_matches_the_instance_map() -> None:
     for scene in _scenes(40):
         h, w = scene.size
         for kp in scene.keypoints():
-            rows, cols = np.floor(kp.points[:, 0] + 0.5).astype(int), np.floor(kp.points[:, 1] + 0.5).astype(int)
+            rows, cols = (
+                np.floor(kp.points[:, 0] + 0.5).astype(int),
+                np.floor(kp.points[:, 1] + 0.5).astype(int),
+            )
             inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
             holder = np.zeros(len(rows), np.int64)
             holder[inside] = scene.instances[rows[inside], cols[inside]]
@@ -177,7 +182,9 @@ def test_keypoints_lie_inside_their_objects_box_in_the_expected_layout() -> None
                 assert p["body_left"][1] < p["head_centre"][1] < p["body_right"][1]
             else:
                 assert p["roof"][0] < p["left"][0] < p["bottom_left"][0]
-                assert p["left"][1] < p["bottom_left"][1] < p["roof"][1] < p["bottom_right"][1] < p["right"][1]
+                assert (
+                    p["left"][1] < p["bottom_left"][1] < p["roof"][1] < p["bottom_right"][1] < p["right"][1]
+                )
     assert count > 40
     with pytest.raises(ValueError, match="no keypoints are defined for classes \\[1\\]"):
         object_keypoints(_scenes(1)[0], (BUILDING,))
@@ -188,9 +195,13 @@ def test_synthetic_scenes_give_instances_and_keypoints_outside_the_items() -> No
     for index in range(3):
         scene = dataset.scene(index)
         instances = dataset.instances(index)
-        assert instances.dtype == torch.int64 and torch.equal(instances, torch.from_numpy(scene.instances).long())
+        assert instances.dtype == torch.int64 and torch.equal(
+            instances, torch.from_numpy(scene.instances).long()
+        )
         objects = [(o.instance, o.cls) for o in dataset.keypoints(index)]
-        assert objects == [(i, p.obj.cls) for i, p in enumerate(scene.objects, 1) if p.obj.cls in (VEHICLE, PERSON)]
+        assert objects == [
+            (i, p.obj.cls) for i, p in enumerate(scene.objects, 1) if p.obj.cls in (VEHICLE, PERSON)
+        ]
         seg = dataset.load_raw(index)[1]
         assert torch.equal(seg[instances == 0].unique(), seg[instances == 0].unique())
         assert set(seg[instances > 0].unique().tolist()) <= {BUILDING, VEGETATION, VEHICLE, PERSON}
@@ -211,7 +222,9 @@ def _annotated(tmp_path: Path) -> KeypointImage:
         (2.5, 3.5, 12.5, 20.5),
         {"left": Keypoint(7.0, 4.0), "roof": Keypoint(3.0, 12.25, visible=False)},
     )
-    return KeypointImage(_image(tmp_path / "frames" / "a.png"), (20, 30), (obj, KeypointObject("person", (0, 0, 5, 5))))
+    return KeypointImage(
+        _image(tmp_path / "frames" / "a.png"), (20, 30), (obj, KeypointObject("person", (0, 0, 5, 5)))
+    )
 
 
 def test_keypoint_json_round_trip(tmp_path: Path) -> None:
@@ -241,25 +254,42 @@ def _write(tmp_path: Path, data) -> Path:
 
 
 def _file(objects: list, **image) -> dict:
-    return {"format": "pixelwise-keypoints", "version": 1, "images": [{"image": "a.png", "objects": objects, **image}]}
+    return {
+        "format": "pixelwise-keypoints",
+        "version": 1,
+        "images": [{"image": "a.png", "objects": objects, **image}],
+    }
 
 
 def _car(**keypoint) -> dict:
-    return {"category": "car", "box": {"top": 1, "left": 1, "bottom": 9, "right": 9}, "keypoints": {"k": keypoint}}
+    return {
+        "category": "car",
+        "box": {"top": 1, "left": 1, "bottom": 9, "right": 9},
+        "keypoints": {"k": keypoint},
+    }
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (_file([_car(row=25, col=3)]), r"images\[0\].objects\[0\].keypoints.k: \(row 25, col 3\) lies outside"),
+        (
+            _file([_car(row=25, col=3)]),
+            r"images\[0\].objects\[0\].keypoints.k: \(row 25, col 3\) lies outside",
+        ),
         (_file([_car(row=-1, col=3)]), "lies outside the 20x30 image a.png"),
         (_file([_car(row=2, col=3, visibile=True)]), "unknown field.*'visibile'"),
         (_file([_car(row=2, col=3, visible="yes")]), "expected true or false"),
         (_file([_car(row=2, col="x")]), r"keypoints.k.col: expected a finite number"),
-        (_file([{"category": "car", "box": {"top": 5, "left": 1, "bottom": 25, "right": 9}}]), "leaves the 20x30"),
+        (
+            _file([{"category": "car", "box": {"top": 5, "left": 1, "bottom": 25, "right": 9}}]),
+            "leaves the 20x30",
+        ),
         (_file([{"category": "car"}]), "missing 'box'"),
         (_file([], size=[30, 20]), r"\[30, 20\] does not match the image's \[H, W\] = \[20, 30\]"),
-        ({"format": "pixelwise-keypoints", "version": 1, "images": [{"image": "b.png", "objects": []}]}, "not found"),
+        (
+            {"format": "pixelwise-keypoints", "version": 1, "images": [{"image": "b.png", "objects": []}]},
+            "not found",
+        ),
         ({"format": "coco", "version": 1, "images": []}, "expected 'pixelwise-keypoints' version 1"),
         ('{"format": "pixelwise-keypoints",\n "version": 1,,}', r"kp.json:2: not valid JSON"),
     ],
@@ -281,7 +311,9 @@ def test_component_keypoints_by_hand() -> None:
     label[5:25, 5:25] = 8  # car, 400 px: kept
     label[30:35, 30:35] = 8  # car, 25 px: too small
     label[0:30, 40:50] = 9  # pedestrian touching the border: cut, dropped
-    label[26:38, 5:40] = 9  # pedestrian, 12 x 35 = 420 px: kept (touches the car only diagonally? no: below it)
+    label[26:38, 5:40] = (
+        9  # pedestrian, 12 x 35 = 420 px: kept (touches the car only diagonally? no: below it)
+    )
     label[25, 5:25] = 3  # a road row keeps the two apart
     objects = component_keypoints(torch.from_numpy(label))
     assert [o.category for o in objects] == ["car", "pedestrian"]
@@ -289,7 +321,13 @@ def test_component_keypoints_by_hand() -> None:
     assert car.box == (4.5, 4.5, 24.5, 24.5) and car.box_size == (20.0, 20.0)
     assert list(car.keypoints) == list(COMPONENT_KEYPOINTS)
     k = {name: (p.row, p.col) for name, p in car.keypoints.items()}
-    assert k == {"top": (5, 15), "bottom": (24, 15), "left": (15, 5), "right": (15, 24), "centroid": (14.5, 14.5)}
+    assert k == {
+        "top": (5, 15),
+        "bottom": (24, 15),
+        "left": (15, 5),
+        "right": (15, 24),
+        "centroid": (14.5, 14.5),
+    }
     assert all(p.visible for p in car.keypoints.values())
     assert person.box == (25.5, 4.5, 37.5, 39.5)
     assert len(component_keypoints(label, min_pixels=10)) == 3  # the small car joins
@@ -329,7 +367,10 @@ def test_svm_separates_a_separable_toy_set() -> None:
 def test_svm_reaches_the_analytic_optimum() -> None:
     """Points -1 / +1: the squared-hinge optimum is b = 0, w = 4C / (1 + 4C); the plain hinge's is the hard
     margin w = 1 for C >= 1/2 (the argmin of w^2 / 2 + 2C (1 - w))."""
-    x, targets = torch.tensor([[1.0], [-1.0]], dtype=torch.float64), torch.tensor([[1.0], [-1.0]], dtype=torch.float64)
+    x, targets = (
+        torch.tensor([[1.0], [-1.0]], dtype=torch.float64),
+        torch.tensor([[1.0], [-1.0]], dtype=torch.float64),
+    )
     for c in (0.1, 1.0, 100.0):
         svm = LinearSVM(1, 1).double().fit(x, targets, c)
         assert svm.weight.item() == pytest.approx(4 * c / (1 + 4 * c), abs=1e-6)
@@ -396,7 +437,9 @@ def test_sift_at_follows_the_points() -> None:
     shifted = torch.roll(image, shifts=(5, -3), dims=(1, 2))
     points = torch.tensor([[30.0, 30.0], [40.0, 25.0]])
     a = sift_at(image[None], torch.zeros(2, dtype=torch.long), points, radius=12)
-    b = sift_at(shifted[None], torch.zeros(2, dtype=torch.long), points + torch.tensor([5.0, -3.0]), radius=12)
+    b = sift_at(
+        shifted[None], torch.zeros(2, dtype=torch.long), points + torch.tensor([5.0, -3.0]), radius=12
+    )
     assert a.shape == (2, 128) and torch.allclose(a.norm(dim=1), torch.ones(2))
     assert torch.allclose(a, b, atol=1e-6) and not torch.allclose(a[0], a[1])
 
@@ -451,7 +494,9 @@ def test_block_features_concatenate_the_3x3_neighbourhood() -> None:
     assert torch.equal(corner[:, 1:, 1:], features[0, :, 0:2, 0:2])
 
 
-def _planted(seed: int, n: int = 60, poses: int | None = None, decoys: bool = False, jitter: float = 6.0) -> BoxSet:
+def _planted(
+    seed: int, n: int = 60, poses: int | None = None, decoys: bool = False, jitter: float = 6.0
+) -> BoxSet:
     """Instances on a 16 x 16 grid (stride 4, S = 64) whose cells hold noise plus, per keypoint type, a smooth
     blob of that type's vector centred on the keypoint; ``decoys`` plants a second blob elsewhere. With
     ``poses`` the keypoints cluster around a few layouts that the descriptors reveal (the prior's signal)."""
@@ -496,7 +541,9 @@ def test_prediction_finds_a_planted_pattern() -> None:
     train, test = data.subset(torch.arange(40)), data.subset(torch.arange(40, 60))
     predictor = KeypointPredictor(train_detector(train, DetectorConfig(c=1.0)), train, default_sigma(64), 0.0)
     assert prediction_pck(predictor.predict(test), test, 0.1) == 1.0  # the blob's cell, within 6.4 px
-    assert prediction_pck(predictor.predict(test, eta=1.0), test, 0.1) < 0.3  # random layouts: the prior guesses
+    assert (
+        prediction_pck(predictor.predict(test, eta=1.0), test, 0.1) < 0.3
+    )  # random layouts: the prior guesses
     a, b = predictor.detector.platt.unbind(1)
     assert (a > 0).all()
 
@@ -540,7 +587,9 @@ def test_the_prior_helps_where_decoys_fool_the_detector_and_eta_is_cross_validat
     predictor, chosen = fit_predictor(train, DetectorConfig(c=1.0), etas=(0.0, 0.1, 0.5, 1.0), folds=4)
     assert chosen is not None and 0.0 < chosen.best < 1.0 and predictor.eta == chosen.best
     assert chosen.scores[chosen.best] > max(chosen.scores[0.0], chosen.scores[1.0])
-    detector, prior, both = (prediction_pck(predictor.predict(test, eta), test, 0.1) for eta in (0.0, 1.0, None))
+    detector, prior, both = (
+        prediction_pck(predictor.predict(test, eta), test, 0.1) for eta in (0.0, 1.0, None)
+    )
     assert both > max(detector, prior) + 0.15
 
 
@@ -551,7 +600,11 @@ def test_box_set_from_synthetic_vehicles_end_to_end() -> None:
     images, index, boxes, points, visible = [], [], [], [], []
     for i in range(len(dataset)):
         scene = dataset.scene(i)
-        kept = [o for o in scene.keypoints((VEHICLE,)) if not o.truncated and o.box_size[0] >= 8 and o.visible.any()]
+        kept = [
+            o
+            for o in scene.keypoints((VEHICLE,))
+            if not o.truncated and o.box_size[0] >= 8 and o.visible.any()
+        ]
         if kept:
             images.append(torch.from_numpy(scene.image).permute(2, 0, 1).float() / 255)
         for obj in kept:
@@ -565,7 +618,10 @@ def test_box_set_from_synthetic_vehicles_end_to_end() -> None:
     extractor = feature_extractor(None, ("layer1", "layer2"), FeatureConfig("resnet18"))
     keypoints = to_box_frame(torch.stack(points), boxes_t, 32)
     data = box_set(extractor, crops, keypoints, torch.stack(visible), "layer1", boxes=boxes_t)
-    assert data.features.features.shape == (len(index), 9 * 64, 8, 8) and data.descriptors.shape == (len(index), 128)
+    assert data.features.features.shape == (len(index), 9 * 64, 8, 8) and data.descriptors.shape == (
+        len(index),
+        128,
+    )
     predictor, _ = fit_predictor(data, DetectorConfig(c=1.0, rounds=2, max_iter=100), eta=0.1)
     predicted = predictor.predict(data)
     assert predicted.shape == keypoints.shape

@@ -174,7 +174,9 @@ def test_normsgd_run_through_the_trainer_logs_the_diagnostic_and_the_probe_beats
     bank = load_bank(SYNTHETIC, bank_cache, progress=False)
     assert bank.num_classes == 6 and bank.patches.dtype == torch.uint8
     assert len(list(bank_cache.glob("bank_synthetic_*.pt"))) == 1  # cached for the next arm
-    assert scores["test_accuracy"] > 1 / 6 + 0.08, scores  # 6 classes, class-balanced test patches (~0.35 here)
+    assert scores["test_accuracy"] > 1 / 6 + 0.08, (
+        scores
+    )  # 6 classes, balanced; ~0.32 here, and a rounding change moved it 0.004
     assert set(scores) >= {"probe_heldout_accuracy", "train_accuracy_t0_ce", "train_accuracy_t1_ce"}
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["kind"] == "train"]
