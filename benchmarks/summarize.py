@@ -520,6 +520,39 @@ def multiproxy_bench_tables() -> list[str]:
     return rows
 
 
+def correspondence_table() -> list[str]:
+    """P3: labels carried t -> t+k on CamVid's val clip, mean IoU with a 95% bootstrap interval per arm and gap."""
+    runs = [r for r in _load("correspondence") if r["tag"].startswith("p3_")]
+    if not runs:
+        return []
+    gaps = sorted({int(k) for r in runs for k in r["gaps"]})
+    rows = [
+        "### Real-motion label transfer on CamVid's val clip (`benchmarks/correspondence.py`, spec P3)",
+        "",
+        "Labels of frame t carried to t+k by a flow from t+k to t, scored against t+k's labels (mean IoU %, "
+        "confusion summed over all pairs; [95% bootstrap interval over pairs]); frames at 180x240. Conv flow: "
+        "layer2 cells at their rf centres, MRF by min-sum BP, beta chosen on consecutive train frames (not on the "
+        "clip). Arms: copy (zero flow), Farneback (OpenCV pixel flow), grey patches on the same grid and MRF, and "
+        "the frozen backbones of a random init, the colorization run and the FCN-8s run.",
+        "",
+        "| arm | beta (train) | " + " | ".join(f"k = {k}" for k in gaps) + " | minutes |",
+        "|---|---|" + "---|" * len(gaps) + "---|",
+    ]
+    order = {"copy": 0, "farneback": 1, "grey-patch": 2, "random": 3}
+    for r in sorted(runs, key=lambda r: (order.get(r["run"], 4), r["run"])):
+        cells = []
+        for k in gaps:
+            v = r["gaps"].get(str(k))
+            cells.append(
+                "-"
+                if v is None
+                else f"{100 * v['mean_iou']:.1f} [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}]"
+            )
+        beta = r.get("beta", "-")
+        rows.append(f"| {r['run']} | {beta} | " + " | ".join(cells) + f" | {r['minutes']} |")
+    return rows + _commands(runs)
+
+
 def peers_table() -> list[str]:
     runs = _load("peers")
     if not runs:
@@ -569,6 +602,7 @@ def main() -> None:
         zoomout_table(),
         weak_tags_table(),
         multiproxy_bench_tables(),
+        correspondence_table(),
         peers_table(),
         loop_overhead_line(),
     ]
