@@ -78,7 +78,7 @@ from pixelwise.models.receptive_field import Grid
 
 # sha256 of the renderer's outputs below, computed with the renderer as it was before instance maps and
 # keypoints were added (git HEAD scene.py, imported side by side): other tests rely on these exact pixels.
-RENDER_DIGEST = "9a4b2bd2a6d5c2b3b4a0a8d8f0b36b1ee2c5b3d1c3b1d1d4f5a3c2b1a0f9e8d7"
+RENDER_DIGEST = "24a4309a87263b53e77bbd111499736b6217b21f3e39bb1e8e0a74d537077b58"
 
 
 def _render_digest() -> str:
@@ -147,22 +147,23 @@ def test_keypoint_visibility_matches_the_instance_map() -> None:
     for scene in _scenes(40):
         h, w = scene.size
         for kp in scene.keypoints():
-            rows, cols = (
-                np.floor(kp.points[:, 0] + 0.5).astype(int),
-                np.floor(kp.points[:, 1] + 0.5).astype(int),
-            )
+            rows, cols = np.floor(kp.points + 0.5).astype(int).T  # the pixel holding each point
             inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
             holder = np.zeros(len(rows), np.int64)
             holder[inside] = scene.instances[rows[inside], cols[inside]]
             np.testing.assert_array_equal(kp.visible, inside & (holder == kp.instance))
             assert kp.pixels == int((scene.instances == kp.instance).sum())
-            # A hidden keypoint inside the image is covered by a nearer (later-painted) object or by nothing
-            # of its own (then it is on no object's pixel only if off its own silhouette: never, see below).
-            hidden = inside & ~kp.visible
-            assert (holder[hidden] > kp.instance).all()
+            # A hidden keypoint inside the image is covered by a nearer (later-painted) object, or its pixel
+            # is off the object's own silhouette (which never happens to an unoccluded object, below).
             own = _own_mask(scene, kp.instance)
-            if not kp.truncated and not (own & (scene.instances != kp.instance)).any():
-                assert kp.visible.all()  # unoccluded and inside the image: every keypoint is seen
+            hidden = np.flatnonzero(inside & ~kp.visible)
+            covered = holder[hidden] > kp.instance
+            assert (covered | ~own[rows[hidden], cols[hidden]]).all()
+            unoccluded = not (own & (scene.instances != kp.instance)).any()
+            if not kp.truncated and unoccluded and kp.box_size[0] >= 8:
+                # Unoccluded, inside the image and not tiny: every keypoint is seen. (Under ~7 px a keypoint
+                # can fall between the pixel centres its silhouette covers.)
+                assert kp.visible.all()
                 clear_objects += 1
     assert clear_objects >= 10
 
@@ -182,9 +183,9 @@ def test_keypoints_lie_inside_their_objects_box_in_the_expected_layout() -> None
                 assert p["body_left"][1] < p["head_centre"][1] < p["body_right"][1]
             else:
                 assert p["roof"][0] < p["left"][0] < p["bottom_left"][0]
-                assert (
-                    p["left"][1] < p["bottom_left"][1] < p["roof"][1] < p["bottom_right"][1] < p["right"][1]
-                )
+                columns = [p[name][1] for name in ("left", "bottom_left", "roof", "bottom_right", "right")]
+                # The 1 px inset can carry a tiny vehicle's extremes past its corners: only wider ones.
+                assert kp.box_size[1] < 8 or columns == sorted(columns)
     assert count > 40
     with pytest.raises(ValueError, match="no keypoints are defined for classes \\[1\\]"):
         object_keypoints(_scenes(1)[0], (BUILDING,))
@@ -203,7 +204,7 @@ def test_synthetic_scenes_give_instances_and_keypoints_outside_the_items() -> No
             (i, p.obj.cls) for i, p in enumerate(scene.objects, 1) if p.obj.cls in (VEHICLE, PERSON)
         ]
         seg = dataset.load_raw(index)[1]
-        assert torch.equal(seg[instances == 0].unique(), seg[instances == 0].unique())
+        assert set(seg[instances == 0].unique().tolist()) <= {SKY, ROAD, VEGETATION}
         assert set(seg[instances > 0].unique().tolist()) <= {BUILDING, VEGETATION, VEHICLE, PERSON}
 
 
@@ -309,12 +310,9 @@ def test_a_missing_keypoint_file_is_a_one_line_error(tmp_path: Path) -> None:
 def test_component_keypoints_by_hand() -> None:
     label = np.zeros((40, 50), np.uint8)
     label[5:25, 5:25] = 8  # car, 400 px: kept
-    label[30:35, 30:35] = 8  # car, 25 px: too small
-    label[0:30, 40:50] = 9  # pedestrian touching the border: cut, dropped
-    label[26:38, 5:40] = (
-        9  # pedestrian, 12 x 35 = 420 px: kept (touches the car only diagonally? no: below it)
-    )
-    label[25, 5:25] = 3  # a road row keeps the two apart
+    label[2:4, 30:35] = 8  # car, 10 px: too small
+    label[0:30, 44:50] = 9  # pedestrian touching the border: cut, dropped even when small ones count
+    label[26:38, 5:40] = 9  # pedestrian, 12 x 35 = 420 px: kept (row 25 keeps it apart from the car)
     objects = component_keypoints(torch.from_numpy(label))
     assert [o.category for o in objects] == ["car", "pedestrian"]
     car, person = objects
@@ -381,17 +379,37 @@ def test_svm_reaches_the_analytic_optimum() -> None:
         LinearSVM(1, 1).fit(x, targets, 0.0)
 
 
-def test_c_is_chosen_by_cross_validation_on_a_toy_set() -> None:
-    """One informative dimension among 60 noisy ones: tiny C learns nothing (chance), large C fits the noise."""
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.randint(0, 2, (120,), generator=generator)
-    x = torch.randn(120, 60, generator=generator, dtype=torch.float64)
+def _noisy_toy(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One informative dimension among 60 noisy ones (two overlapping classes)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=generator)
+    x = torch.randn(n, 60, generator=generator, dtype=torch.float64)
     x[:, 0] += labels * 2 - 1
+    return x, labels
+
+
+def test_c_is_chosen_by_cross_validation_on_a_toy_set() -> None:
+    """Tiny C learns nothing (the bias alone: chance); CV rejects it, and the C it picks generalises to fresh
+    samples. On a separable set every C from 1e-2 up is perfect and the tie goes to the smallest."""
+    x, labels = _noisy_toy(0, 120)
     cs = (1e-6, 1e-2, 1e4)
     result = cross_validate_c(x, labels, 2, cs=cs, folds=4, max_iter=200)
-    assert set(result.scores) == set(cs) and result.best == 1e-2
-    assert result.scores[1e-6] < 0.6 < result.scores[1e-2] - 0.05
-    assert result.scores[1e4] < result.scores[1e-2]
+    assert set(result.scores) == set(cs) and result.scores[result.best] == max(result.scores.values())
+    assert result.scores[1e-6] < 0.6 and result.best != 1e-6 and result.scores[result.best] > 0.75
+    fresh_x, fresh_labels = _noisy_toy(1, 400)
+    accuracy = {
+        c: float((fit_svm(x, labels, 2, c, max_iter=200).predict(fresh_x) == fresh_labels).double().mean())
+        for c in (1e-6, result.best)
+    }
+    assert accuracy[result.best] > 0.7 > 0.6 > accuracy[1e-6]
+
+    generator = torch.Generator().manual_seed(1)
+    centres = torch.randn(3, 5, generator=generator, dtype=torch.float64) * 4
+    classes = torch.arange(60) % 3
+    separable = centres[classes] + 0.3 * torch.randn(60, 5, generator=generator, dtype=torch.float64)
+    tied = cross_validate_c(separable, classes, 3, cs=(1.0, 1e-8, 1e-2, 100.0), folds=3)
+    assert list(tied.scores) == [1e-8, 1e-2, 1.0, 100.0]  # sorted
+    assert tied.scores[1e-8] < 0.5 and tied.scores[1e-2] == tied.scores[100.0] == 1.0 and tied.best == 1e-2
 
 
 def test_folds_keep_each_instance_whole() -> None:
@@ -475,7 +493,7 @@ def test_crops_and_the_box_frame_agree() -> None:
     image_points = from_box_frame(grid, boxes, 16)
     assert torch.allclose(crops.flatten(2).transpose(1, 2), image_points, atol=1e-5)
     assert torch.allclose(to_box_frame(image_points, boxes, 16), grid, atol=1e-5)
-    assert torch.equal(expand_boxes(boxes[1:], 0.1), torch.tensor([[-1.0, -1.0, 11.0, 11.0]]))
+    assert torch.allclose(expand_boxes(boxes[1:], 0.1), torch.tensor([[-1.0, -1.0, 11.0, 11.0]]))
     jittered = jitter_boxes(boxes, 0.1, 0.2, torch.Generator().manual_seed(0))
     size, centre = jittered[:, 2:] - jittered[:, :2], (jittered[:, :2] + jittered[:, 2:]) / 2
     extent = boxes[:, 2:] - boxes[:, :2]
@@ -533,7 +551,7 @@ def test_training_masks_take_the_nearest_cells_and_far_negatives() -> None:
                 continue
             assert int(positive[n, :, k].sum()) == 10
             assert distance[n, positive[n, :, k], k].max() <= distance[n, ~positive[n, :, k], k].min()
-            assert torch.equal(negative[n, :, k], distance[n, :, k] > 8.0)  # two strides
+            assert torch.equal(negative[n, :, k], (distance[n, :, k] > 8.0) & ~positive[n, :, k])  # 2 strides
 
 
 def test_prediction_finds_a_planted_pattern() -> None:
@@ -564,6 +582,11 @@ def test_eta_zero_and_one_reduce_to_detector_only_and_prior_only() -> None:
     assert torch.equal(predictor.predict(test, eta=1.0), centres.reshape(-1, 2)[closest])
     with pytest.raises(ValueError, match="eta must lie in"):
         combine(torch.zeros(1), torch.zeros(1), 1.5)
+    unseen = BoxSet(
+        train.features, train.keypoints, train.visible & torch.tensor([True, False]), train.descriptors, 64
+    )
+    with pytest.raises(ValueError, match=r"keypoint type\(s\) \[1\] are visible on none of the 40"):
+        train_detector(unseen)
 
 
 def test_prior_means_skip_neighbours_without_the_keypoint_and_can_exclude_one() -> None:

@@ -396,7 +396,8 @@ class ObjectKeypoints:
     ``points`` float32 [K, 2] are (row, col) in pixel-index coordinates (pixel p's centre is p, the convention
     of :mod:`pixelwise.methods.correspondence`), one per name of ``names`` (:data:`KEYPOINT_NAMES`), and may
     lie outside the image. ``visible`` [K] says the point is inside the image and the instance map holds
-    ``instance`` at the pixel containing it (occluded, off-image and unrendered points are not). ``box`` is
+    ``instance`` at the pixel containing it (occluded and off-image points are not, nor, on objects under about
+    8 px, points that fall between the pixel centres the silhouette covers). ``box`` is
     the analytic silhouette's extent (top, left, bottom, right) in the same coordinates, pixel edges rather
     than centres (a one-pixel object spans 1 px), unclipped; ``truncated`` says it crosses the image border.
     ``pixels`` counts the pixels the object shows in the instance map.

@@ -492,7 +492,8 @@ def training_masks(train: BoxSet, config: DetectorConfig) -> tuple[torch.Tensor,
     visible = train.visible.bool()[..., None]
     nearest = distance.nan_to_num(math.inf).argsort(dim=-1)[..., : config.positives]
     positive = torch.zeros_like(distance, dtype=torch.bool).scatter_(-1, nearest, True) & visible
-    negative = (distance > far) & visible
+    # Near a corner the nearest cells can reach past ``far``: a cell is never both.
+    negative = (distance > far) & visible & ~positive
     return positive.transpose(1, 2), negative.transpose(1, 2)
 
 
@@ -537,6 +538,12 @@ def train_detector(train: BoxSet, config: DetectorConfig = DetectorConfig()) -> 
     x = train.features.features.permute(0, 2, 3, 1).reshape(-1, d)
     positive, negative = (m.reshape(n * h * w, -1) for m in training_masks(train, config))
     kinds = positive.shape[1]
+    missing = [k for k in range(kinds) if not bool(positive[:, k].any())]
+    if missing:  # an SVM with no positive would learn "never", and its Platt fit would be meaningless
+        raise ValueError(
+            f"keypoint type(s) {missing} are visible on none of the {n} training instances; drop those types "
+            f"or add instances that show them"
+        )
     generator = torch.Generator().manual_seed(config.seed)
     # Working set: a few random negatives per instance and type (random keys, the smallest per instance win).
     keys = torch.rand(n, h * w, kinds, generator=generator).masked_fill(
