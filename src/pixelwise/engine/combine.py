@@ -109,7 +109,9 @@ class GradientCombiner:
     def mean_abs(self, grads: Gradients) -> float:
         """s_m = (1/P) Σ_p |g_{m,p}| over the shared parameters (absent gradients count as zeros)."""
         parts = [grads[i].abs().sum() for i in self.shared if grads[i] is not None]
-        total = float(torch.stack(parts).double().sum()) if parts else 0.0  # one device sync, not one per param
+        total = (
+            float(torch.stack(parts).double().sum()) if parts else 0.0
+        )  # one device sync, not one per param
         count = sum(self.params[i].numel() for i in self.shared)
         return total / max(count, 1)
 
