@@ -40,12 +40,16 @@ class DistillConfig(RunConfig):
     alpha: float = option(
         0.25,
         "AB divergence alpha (Eq. 4.6; thesis default 1/4, i.e. the new loss L_new at T = 4, Eq. 4.7); "
-        "alpha + beta is the inverse temperature",
+        "alpha + beta is the inverse temperature; |alpha| <= 4 (exp(alpha y^) of normalised features fits float32)",
+        minimum=-4,
+        maximum=4,
     )
     beta: float = option(
         0.0,
         "AB divergence beta (Eq. 4.6): 0 gives the generalised KL of Eq. 4.2, beta = alpha a symmetric divergence, "
-        "beta = -alpha a shift-invariant one",
+        "beta = -alpha a shift-invariant one; |beta| <= 4",
+        minimum=-4,
+        maximum=4,
     )
     temperature: float = option(
         4.0, "--loss kl-classic: the temperature T of Eq. 4.1 (unused by ab and l2)", exclusive_minimum=0

@@ -44,6 +44,6 @@ class WeakPointsConfig:
         minimum=0,
     )
     crop_size: list[int] = option([90, 120], "H W of the crops of --crops", length=2, minimum=1)
-    seed: int = option(0, "seed of the crop positions")
+    seed: int = option(0, "seed of the crop positions", minimum=0)
     output: str = option("runs/weak-points", "folder for images/, labels/, train.txt and classes.txt")
     device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
