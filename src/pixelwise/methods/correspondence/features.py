@@ -15,14 +15,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.methods.segmentation import load_backbone_from_run
-from pixelwise.models.backbones import Backbone, create_backbone
-from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.backbones import Backbone
+from pixelwise.models.frozen import FrozenBackbone
 from pixelwise.models.receptive_field import Grid, layer_geometry, main_path_layers
-from pixelwise.models.taps import FeatureTaps
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class FeatureConfig:
     output_stride: int = 32
 
 
-class FrozenFeatures(nn.Module):
+class FrozenFeatures(FrozenBackbone):
     """``extractor(images)`` -> ``{stage: [N, C, h, w]}``: input normalisation, then the tapped backbone stages.
 
     Images are [N, 3 or 1, H, W] in [0, 1], as every pixelwise model takes them (grey backbones reduce RGB to
@@ -42,32 +40,8 @@ class FrozenFeatures(nn.Module):
     """
 
     def __init__(self, config: FeatureConfig, stages: tuple[str, ...] | None = None) -> None:
-        super().__init__()
+        super().__init__(config.backbone, config.in_channels, config.output_stride, stages)
         self.config = config
-        backbone = create_backbone(config.backbone, config.in_channels, config.output_stride)
-        self.taps = FeatureTaps(backbone, stages or backbone.stage_names)  # unknown stage: one clear error
-        self.inputs = InputNormalizer(config.in_channels, backbone.output_stride)
-        self.requires_grad_(False)
-        self.eval()
-
-    @property
-    def backbone(self) -> Backbone:
-        return self.taps.backbone
-
-    @property
-    def stages(self) -> tuple[str, ...]:
-        return self.taps.names
-
-    @property
-    def grids(self) -> dict[str, Grid]:
-        return self.taps.grids
-
-    def train(self, mode: bool = True) -> FrozenFeatures:
-        return super().train(False)  # frozen by design (Ch. 2): never BatchNorm batch statistics
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.taps(self.inputs(images))
 
 
 def feature_extractor(

@@ -26,9 +26,8 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from pixelwise.engine.checkpoint import load_checkpoint, without_training_branch
 from pixelwise.methods.segmentation import InitError, backbone_weights, load_backbone_from_checkpoint
 from pixelwise.models.backbones import Backbone, ResNetBackbone, VGGBackbone, create_backbone
-from pixelwise.models.inputs import InputNormalizer
+from pixelwise.models.frozen import FrozenBackbone
 from pixelwise.models.receptive_field import Grid
-from pixelwise.models.taps import FeatureTaps
 
 
 def pre_relu_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -88,21 +87,14 @@ class TeacherSpec:
         }
 
 
-class FrozenTeacher(nn.Module):
-    """``teacher(images in [0, 1])`` -> pre-ReLU top features; never trains, whatever ``.train()`` says."""
+class FrozenTeacher(FrozenBackbone):
+    """``teacher(images in [0, 1])`` -> pre-ReLU top features; never trains, whatever ``.train()`` says
+    (§4.3.5: no teacher dropout)."""
 
     def __init__(self, spec: TeacherSpec) -> None:
-        super().__init__()
-        self.config = spec
         backbone = create_backbone(spec.backbone, spec.in_channels, spec.output_stride)
-        self.taps = FeatureTaps(backbone, (top_layer(backbone),))
-        self.inputs = InputNormalizer(spec.in_channels, backbone.output_stride)
-        self.requires_grad_(False)
-        self.eval()
-
-    @property
-    def backbone(self) -> Backbone:
-        return self.taps.backbone
+        super().__init__(spec.backbone, spec.in_channels, spec.output_stride, (top_layer(backbone),))
+        self.config = spec
 
     @property
     def channels(self) -> int:
@@ -112,11 +104,8 @@ class FrozenTeacher(nn.Module):
     def grid(self) -> Grid:
         return self.taps.grids[self.taps.names[0]]
 
-    def train(self, mode: bool = True) -> FrozenTeacher:
-        return super().train(False)  # teachers stay in eval mode (§4.3.5: no teacher dropout)
-
     @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return top_features(self.backbone, self.inputs(images))
 
 
