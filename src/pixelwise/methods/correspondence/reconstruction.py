@@ -138,11 +138,14 @@ def reconstruct(
     k: int = 1,
     uniform_rf: int | None = None,
     generator: torch.Generator | None = None,
+    neighbours: torch.Tensor | None = None,
 ) -> Reconstruction:
     """§2.1: every query cell's patch replaced by the mean of its ``k`` NN database patches (cosine similarity).
 
     ``uniform_rf`` (pixels) switches to the uniform-rf control: the same neighbours, patches at uniformly random
-    offsets within that rf (seeded by ``generator``).
+    offsets within that rf (seeded by ``generator``). ``neighbours`` [h*w, >= k] are precomputed
+    :func:`nearest_cells` indices (their first ``k`` are used), so the NN search over a large database runs once
+    for several k and for the control.
     """
     if query.features.shape[0] != 1:
         raise ValueError("reconstruct takes one query image's FeatureGrid (use .image(i))")
@@ -152,7 +155,12 @@ def reconstruct(
         )
     h, w = query.shape
     cells = query.features[0].flatten(1).T  # [h*w, C]
-    indices = nearest_cells(cells, database.features, k)
+    if neighbours is None:
+        indices = nearest_cells(cells, database.features, k)
+    elif neighbours.shape[0] != cells.shape[0] or neighbours.shape[1] < k:
+        raise ValueError(f"neighbours must be [{cells.shape[0]}, >= {k}], got {tuple(neighbours.shape)}")
+    else:
+        indices = neighbours[:, :k]
     jitter = None
     if uniform_rf is not None:
         generator = generator or torch.Generator().manual_seed(0)
