@@ -6,16 +6,15 @@ Numbers in docs/results.md come only from here (never typed by hand). Usage: pyt
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tables_common import RESULTS, ROOT, _commands, _load, fmt  # noqa: E402
+from tables_correspondence import correspondence_tables  # noqa: E402
+
 DOC = ROOT / "docs" / "results.md"
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
-
-
-def fmt(value: float | None, scale: float = 100.0) -> str:
-    return "-" if value is None else f"{scale * value:.1f}"
 
 
 def camvid_fcn_table() -> list[str]:
@@ -266,14 +265,6 @@ def _curves_png(
     return image
 
 
-def _load(folder: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((RESULTS / folder).glob("*.json"))]
-
-
-def _commands(runs: list[dict]) -> list[str]:
-    return ["", "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in runs}))]
-
-
 def _paired_gap(by_seed: dict[int, float], baseline: dict[int, float]) -> str:
     paired = [by_seed[s] - baseline[s] for s in by_seed if s in baseline]
     return _mean_std(paired) if paired else "-"
@@ -520,39 +511,6 @@ def multiproxy_bench_tables() -> list[str]:
     return rows
 
 
-def correspondence_table() -> list[str]:
-    """P3: labels carried t -> t+k on CamVid's val clip, mean IoU with a 95% bootstrap interval per arm and gap."""
-    runs = [r for r in _load("correspondence") if r["tag"].startswith("p3_")]
-    if not runs:
-        return []
-    gaps = sorted({int(k) for r in runs for k in r["gaps"]})
-    rows = [
-        "### Real-motion label transfer on CamVid's val clip (`benchmarks/correspondence.py`, spec P3)",
-        "",
-        "Labels of frame t carried to t+k by a flow from t+k to t, scored against t+k's labels (mean IoU %, "
-        "confusion summed over all pairs; [95% bootstrap interval over pairs]); frames at 180x240. Conv flow: "
-        "layer2 cells at their rf centres, MRF by min-sum BP, beta chosen on consecutive train frames (not on the "
-        "clip). Arms: copy (zero flow), Farneback (OpenCV pixel flow), grey patches on the same grid and MRF, and "
-        "the frozen backbones of a random init, the colorization run and the FCN-8s run.",
-        "",
-        "| arm | beta (train) | " + " | ".join(f"k = {k}" for k in gaps) + " | minutes |",
-        "|---|---|" + "---|" * len(gaps) + "---|",
-    ]
-    order = {"copy": 0, "farneback": 1, "grey-patch": 2, "random": 3}
-    for r in sorted(runs, key=lambda r: (order.get(r["run"], 4), r["run"])):
-        cells = []
-        for k in gaps:
-            v = r["gaps"].get(str(k))
-            cells.append(
-                "-"
-                if v is None
-                else f"{100 * v['mean_iou']:.1f} [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}]"
-            )
-        beta = r.get("beta", "-")
-        rows.append(f"| {r['run']} | {beta} | " + " | ".join(cells) + f" | {r['minutes']} |")
-    return rows + _commands(runs)
-
-
 def peers_table() -> list[str]:
     runs = _load("peers")
     if not runs:
@@ -602,7 +560,7 @@ def main() -> None:
         zoomout_table(),
         weak_tags_table(),
         multiproxy_bench_tables(),
-        correspondence_table(),
+        *correspondence_tables(),
         peers_table(),
         loop_overhead_line(),
     ]
