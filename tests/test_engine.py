@@ -253,3 +253,15 @@ def test_batchnorm_recalibration_gives_frozen_layers_the_data_statistics() -> No
         model.backbone.bn1.running_mean, activations.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5
     )
     assert model.training and model.backbone.bn1.momentum == 0.1  # the model's mode and momenta are restored
+
+
+def test_sampling_with_replacement_draws_independently_and_the_ranks_split_one_stream() -> None:
+    from pixelwise.engine.distributed import ShardedRandomSampler
+
+    alone = ShardedRandomSampler(50, seed=2, replacement=True)
+    drawn = list(alone)
+    assert len(drawn) == 50 and len(set(drawn)) < 50  # repeats: not a permutation
+    ranks = [list(ShardedRandomSampler(50, r, 2, seed=2, replacement=True)) for r in range(2)]
+    assert [i for pair in zip(*ranks) for i in pair] == drawn
+    alone.set_epoch(1)
+    assert list(alone) != drawn

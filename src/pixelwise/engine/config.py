@@ -183,6 +183,12 @@ class RunConfig:
         32, "backbone output stride; 16 or 8 dilates ResNet stages", choices=(8, 16, 32)
     )
     epochs: int = option(30, "training epochs", minimum=1)
+    sampling: str = option(
+        "shuffle",
+        "training image order: shuffle (every image once per epoch) or replacement (each step draws images "
+        'independently, "true" stochastic selection, Long §4.4.4); an epoch is then as many draws',
+        choices=("shuffle", "replacement"),
+    )
     batch_size: int = option(8, "images per optimiser step per process (before --accumulate)", minimum=1)
     accumulate: int = option(
         1, "gradient accumulation steps (effective batch = batch_size x accumulate x processes)", minimum=1

@@ -111,8 +111,13 @@ class ShardedRandomSampler(Sampler[int]):
     with its first indices to a multiple of W so every rank steps the same number of times.
     """
 
-    def __init__(self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0) -> None:
+    def __init__(
+        self, size: int, rank: int = 0, world_size: int = 1, seed: int = 0, replacement: bool = False
+    ) -> None:
         self.size, self.rank, self.world_size, self.seed = size, rank, world_size, seed
+        self.replacement = (
+            replacement  # independent draws (Long §4.4.4), shared by the ranks as the permutation is
+        )
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -121,7 +126,10 @@ class ShardedRandomSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator()
         generator.manual_seed(self.seed * 1000 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
+        if self.replacement:
+            order = torch.randint(self.size, (self.size,), generator=generator).tolist()
+        else:
+            order = torch.randperm(self.size, generator=generator).tolist()
         order += order[: len(self) * self.world_size - self.size]
         return iter(order[self.rank :: self.world_size])
 

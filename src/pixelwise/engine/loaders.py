@@ -48,7 +48,13 @@ def make_loader(
     sampler: Sampler[int] | list[int] | None = None
     if train:
         sampler = SkippingSampler(
-            ShardedRandomSampler(len(dataset), dist_info.rank, dist_info.world_size, config.seed)
+            ShardedRandomSampler(
+                len(dataset),
+                dist_info.rank,
+                dist_info.world_size,
+                config.seed,
+                config.sampling == "replacement",
+            )
         )
     elif dist_info.enabled:  # every image exactly once over all ranks (no padding with repeats)
         sampler = list(range(dist_info.rank, len(dataset), dist_info.world_size))
