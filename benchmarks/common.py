@@ -64,7 +64,8 @@ def fit_and_record(
     from pixelwise.methods.segmentation import SegmentationTask
 
     started = time.time()
-    trainer = Trainer(config, task if task is not None else SegmentationTask(config))
+    task = task if task is not None else SegmentationTask(config)
+    trainer = Trainer(config, task)
     if reseed is not None:
         torch.manual_seed(reseed)
     scores = trainer.fit()
@@ -81,9 +82,8 @@ def fit_and_record(
         val={k: v for k, v in scores.items() if k != "per_class_acc"},
     )
     write_result(result_path, record)
-    print(
-        f"{tag}: val mIoU {scores['mean_iou']:.4f} after {trainer.state.iteration} steps, {minutes:.1f} min"
-    )
+    key = task.score_key
+    print(f"{tag}: val {key} {scores[key]:.4f} after {trainer.state.iteration} steps, {minutes:.1f} min")
     return record
 
 

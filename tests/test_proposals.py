@@ -173,3 +173,52 @@ def test_config_checks_and_round_trips() -> None:
     assert out["regions"][0].shape == (1, 25, 8, 12) and out["scores"][0].shape == (1, 1, 8, 12)
     patches = region_patches(out["regions"][0][0], torch.tensor([1, 2]), torch.tensor([3, 4]))
     assert patches.shape == (2, 5, 5)
+
+
+def _perfect_outputs(instances: torch.Tensor, window: Window, cells: tuple[int, int]) -> dict:
+    """The ideal network for box-shaped segments: each cell's logit is the signed distance (px, positive inside)
+    of its centre to the box of the segment under the region centre, so the bilinear zero crossing lies on the box
+    edge (exactly, away from the corners)."""
+    from pixelwise.methods.proposals.loss import segment_boxes
+
+    targets = region_targets(instances, window, cells)
+    boxes = segment_boxes(instances)
+    size, s, r = window.size, window.grid.stride, window.radius
+    logits = torch.full((size, size, *cells), -100.0)
+    steps = (torch.arange(size) - r).float() * s
+    for i in range(cells[0]):
+        for j in range(cells[1]):
+            segment = int(targets.ids[i, j])
+            if segment not in boxes:
+                continue
+            top, left, bottom, right = boxes[segment]
+            rows, cols = window.centre_pixels(cells[0])[i] + steps, window.centre_pixels(cells[1])[j] + steps
+            d_rows = torch.minimum(rows - (top - 0.5), (bottom + 0.5) - rows)
+            d_cols = torch.minimum(cols - (left - 0.5), (right + 0.5) - cols)
+            logits[:, :, i, j] = torch.minimum(d_rows[:, None], d_cols[None, :])
+    score = torch.where(targets.trained, 4.0, -4.0)[None]
+    return {"regions": [logits.reshape(size * size, *cells)[None]], "scores": [score[None]]}
+
+
+def test_the_read_out_of_an_ideal_network_recovers_every_object_that_fits() -> None:
+    from pixelwise.methods.proposals.loss import segment_boxes
+    from pixelwise.methods.proposals.predict import ProposalOptions, read_out
+    from pixelwise.metrics.proposals import best_matches
+
+    instances = torch.zeros(48, 64, dtype=torch.long)
+    instances[8:20, 8:24] = 1
+    instances[24:40, 30:50] = 2
+    instances[26:34, 52:60] = 3  # touching nothing, small
+    window = Window(Grid(4, 0.0), 9)  # 36 px windows
+    outputs = _perfect_outputs(instances, window, (12, 16))
+    found = read_out(outputs, [window], (48, 64), ProposalOptions(nms_threshold=0.7))[0]
+    best, which = best_matches(found.masks, instances)[None]
+    assert bool((best > 0.8).all()), best  # exact but for the corners, which bilinear interpolation rounds
+    for segment, (top, left, bottom, right) in segment_boxes(instances).items():
+        proposal = found.masks[int(which[segment - 1])]
+        rows, cols = torch.nonzero(proposal.mask, as_tuple=True)
+        assert (int(rows.min()) + proposal.top, int(rows.max()) + proposal.top) == (top, bottom)  # no shift
+        assert (int(cols.min()) + proposal.left, int(cols.max()) + proposal.left) == (left, right)
+    assert found.scores == sorted(found.scores, reverse=True)
+    sparse = read_out(outputs, [window], (48, 64), ProposalOptions(nms_threshold=0.7, lowest_stride=8))[0]
+    assert all(i % 2 == 0 and j % 2 == 0 for i, j in sparse.cells)

@@ -323,6 +323,12 @@ def register_correspond(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_proposals(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.proposals import register_proposals as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -340,4 +346,5 @@ REGISTER = [
     register_depth,
     register_distill,
     register_correspond,
+    register_proposals,
 ]

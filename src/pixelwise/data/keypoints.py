@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from skimage import measure
 
+from pixelwise.data.instances import class_components
 from pixelwise.data.validation import DatasetError
 
 FORMAT = "pixelwise-keypoints"
@@ -328,22 +328,20 @@ def component_keypoints(
         raise ValueError(f"label must be [H, W], got shape {label.shape}")
     h, w = label.shape
     objects = []
-    for name, class_id in classes.items():
-        for region in measure.regionprops(measure.label(label == class_id, connectivity=2)):
-            top, left, bottom, right = region.bbox  # rows top..bottom-1, cols left..right-1
-            cut = top == 0 or left == 0 or bottom == h or right == w
-            if region.area < min_pixels or cut:
-                continue
-            coords = region.coords
-            points = {
-                "top": _extreme(coords, 0, largest=False),
-                "bottom": _extreme(coords, 0, largest=True),
-                "left": _extreme(coords, 1, largest=False),
-                "right": _extreme(coords, 1, largest=True),
-                "centroid": (float(region.centroid[0]), float(region.centroid[1])),
-            }
-            box = (top - 0.5, left - 0.5, bottom - 0.5, right - 0.5)  # pixel edges
-            objects.append(KeypointObject(name, box, {k: Keypoint(*points[k]) for k in COMPONENT_KEYPOINTS}))
+    for name, _, region in class_components(label, classes, min_pixels):
+        top, left, bottom, right = region.bbox  # rows top..bottom-1, cols left..right-1
+        if top == 0 or left == 0 or bottom == h or right == w:  # cut by the border
+            continue
+        coords = region.coords
+        points = {
+            "top": _extreme(coords, 0, largest=False),
+            "bottom": _extreme(coords, 0, largest=True),
+            "left": _extreme(coords, 1, largest=False),
+            "right": _extreme(coords, 1, largest=True),
+            "centroid": (float(region.centroid[0]), float(region.centroid[1])),
+        }
+        box = (top - 0.5, left - 0.5, bottom - 0.5, right - 0.5)  # pixel edges
+        objects.append(KeypointObject(name, box, {k: Keypoint(*points[k]) for k in COMPONENT_KEYPOINTS}))
     return objects
 
 

@@ -41,6 +41,12 @@ def _tag_localiser(described: dict[str, Any]) -> nn.Module:
     return TagLocaliser(TagLocaliserConfig.from_dict(described))
 
 
+def _region_proposals(described: dict[str, Any]) -> nn.Module:
+    from pixelwise.methods.proposals.model import RegionNet, RegionNetConfig
+
+    return RegionNet(RegionNetConfig.from_dict(described))
+
+
 @dataclass(frozen=True)
 class Kind:
     """How to rebuild a kind of model (None: a kind the inference commands do not run) and what uses it."""
@@ -72,6 +78,7 @@ KINDS: dict[str, Kind] = {
         "`benchmarks/multiproxy_bench.py` (a test-bench base network, probed there)",
         "multiproxy-testbench",
     ),
+    "region-proposals": Kind(_region_proposals, "`pixelwise proposals eval` / `predict`", "region-proposals"),
     "label-ae": Kind(
         None,
         "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",

@@ -75,7 +75,7 @@ def upsampling_matrix(window: Window) -> torch.Tensor:
 def upsample_regions(patches: torch.Tensor, window: Window) -> torch.Tensor:
     """Coarse region logits [M, W, W] -> full-resolution window logits [M, W s, W s] (bilinear, differentiable)."""
     matrix = upsampling_matrix(window).to(patches)
-    return torch.einsum("pa,mab,qb->mpq", matrix, patches, matrix)
+    return matrix @ patches @ matrix.T  # two batched matmuls: far faster than the 3-operand einsum on CPU
 
 
 def region_patches(logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,203 @@
+"""Object segment proposals from pairwise networks (Long thesis Ch. 4; spec region-proposals.md), on this CPU.
+
+Parts (each (part, arm, seed) writes benchmarks/results/regions/<tag>.json; reruns skip finished ones, an
+interrupted training resumes from its last checkpoint):
+
+- ``ablation`` (Fig. 4.4, the central claim): {with, without} transpose x {with, without} shared matrix, on one
+  layer2 pathway and on the full pyramid (conv1 / layer1 / layer2 / layer3), equal steps, 3 seeds, on synthetic
+  instances and CamVid components. Nothing is chosen on val: the reported checkpoint is the last one (validation
+  runs once, at the end) and every recipe value is fixed before any run.
+- ``density`` (Table 4.2): one trained pyramid read out with the lowest pathway's centres at stride 2 / 4 / 8 / 16.
+- ``cost`` (§4.3.4): CPU time of the coarsest pathway on 1x / 2x / 3x images vs the whole feature pyramid at 1x.
+- ``slic`` (Table 4.3's non-learned stand-in for MCG): SLIC superpixels and their adjacent pairs and triples.
+
+Usage:
+
+    python benchmarks/regions.py --part ablation --data synthetic --seeds 0 1 2
+    python benchmarks/regions.py --part density --data synthetic
+    python benchmarks/regions.py --part cost
+    python benchmarks/regions.py --part slic --data synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pixelwise.methods.proposals.config import ProposalTrainConfig
+from pixelwise.methods.proposals.model import DEFAULT_KERNELS, DEFAULT_PATHWAYS, DEFAULT_WINDOWS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import CAMVID, ROOT, fit_and_record, machine, provenance, write_result  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "regions"
+RUNS = ROOT / "runs" / "bench" / "regions"
+ARMS = {"both": (True, True), "matrix": (False, True), "transpose": (True, False), "neither": (False, False)}
+PYRAMIDS = {
+    "layer2": (("layer2",), (19,), (9,)),
+    "pyramid": (DEFAULT_PATHWAYS, DEFAULT_WINDOWS, DEFAULT_KERNELS),
+}
+TRAIN_SCENES, VAL_SCENES = 1000, 200
+VAL_IMAGES = 50  # validation images scored per arm (the first ones; proposing is the slow part)
+
+
+def data_spec(name: str) -> str:
+    if name == "synthetic":
+        return f"synthetic-instances:{TRAIN_SCENES}"
+    if not CAMVID.is_dir():
+        sys.exit(f"CamVid not found at {CAMVID}; --data camvid needs ../shared/data/camvid")
+    return f"camvid-instances:{CAMVID}"
+
+
+def arm_config(data: str, pyramid: str, arm: str, seed: int, epochs: int, tag: str) -> ProposalTrainConfig:
+    pathways, windows, kernels = PYRAMIDS[pyramid]
+    use_transpose, shared = ARMS[arm]
+    return ProposalTrainConfig(
+        data=data_spec(data), output=str(RUNS / tag), epochs=epochs, seed=seed, pathways=list(pathways),
+        windows=list(windows), kernels=list(kernels), transpose=use_transpose, shared_matrix=shared,
+        eval_every=0, val_images=VAL_IMAGES, resume=(RUNS / tag / "last.safetensors").exists(), threads=2,
+        num_examples=2,
+    )  # fmt: skip
+
+
+def ablation(args: argparse.Namespace) -> None:
+    from pixelwise.methods.proposals.task import ProposalTask
+
+    for seed in args.seeds:
+        for pyramid in args.pyramids:
+            for arm in args.arms:
+                tag = f"{args.tag}{args.data}_{pyramid}_{arm}_seed{seed}"
+                path = RESULTS / f"{tag}.json"
+                if path.exists():
+                    print(f"{tag}: done already")
+                    continue
+                config = arm_config(args.data, pyramid, arm, seed, args.epochs, tag)
+                fit_and_record("regions", tag, config, path, ProposalTask(config), reseed=seed,
+                               part="ablation", data=args.data, pyramid=pyramid, arm=arm, seed=seed)  # fmt: skip
+
+
+def _model(run: Path):
+    from pixelwise.methods.kinds import build_model_from_checkpoint
+
+    return build_model_from_checkpoint(str(run), expect="region-proposals")[0]
+
+
+def _val_loader(data: str, images: int):
+    from pixelwise.data.instances import instance_dataset
+    from torch.utils.data import DataLoader, Subset
+
+    dataset = instance_dataset(data_spec(data), "val", size=(180, 240))
+    return DataLoader(Subset(dataset, range(min(images, len(dataset)))), batch_size=1)
+
+
+def density(args: argparse.Namespace) -> None:
+    from pixelwise.methods.proposals.evaluation import collect, summary_scores
+    from pixelwise.methods.proposals.predict import ProposalOptions
+
+    run = RUNS / f"{args.tag}{args.data}_pyramid_both_seed0"
+    model = _model(run)
+    for stride in (2, 4, 8, 16):
+        tag = f"{args.tag}density_{args.data}_lowest{stride}"
+        path = RESULTS / f"{tag}.json"
+        if path.exists():
+            continue
+        collected = collect(model, _val_loader(args.data, VAL_IMAGES), ProposalOptions(lowest_stride=stride),
+                            torch.device("cpu"))  # fmt: skip
+        scores = summary_scores(collected)
+        write_result(path, {"benchmark": "regions", "tag": tag, "part": "density", **provenance(),
+                            "machine": machine(), "run": str(run.relative_to(ROOT)), "data": args.data,
+                            "lowest_stride": stride, "val": scores})  # fmt: skip
+        print(
+            f"{tag}: AR {scores['ar']:.3f}, R@50 {scores['r50']:.3f}, {scores['ms_per_image']:.0f} ms/image"
+        )
+
+
+def _forward_ms(model: torch.nn.Module, size: tuple[int, int], repeats: int = 5) -> float:
+    images = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        model(images)  # warm-up
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(images)
+    return 1000 * (time.perf_counter() - started) / repeats
+
+
+def cost(args: argparse.Namespace) -> None:
+    from pixelwise.methods.proposals.model import RegionNet, RegionNetConfig
+
+    tag = f"{args.tag}cost"
+    path = RESULTS / f"{tag}.json"
+    if path.exists():
+        print(f"{tag}: done already")
+        return
+    torch.manual_seed(0)
+    base = (180, 240)
+    coarsest = RegionNet(RegionNetConfig(pathways=(DEFAULT_PATHWAYS[-1],), windows=(DEFAULT_WINDOWS[-1],),
+                                         kernels=(DEFAULT_KERNELS[-1],))).eval()  # fmt: skip
+    pyramid = RegionNet(RegionNetConfig()).eval()
+    record: dict[str, Any] = {"image": list(base), "threads": torch.get_num_threads()}
+    for scale in (1, 2, 3):
+        record[f"coarsest_{scale}x_ms"] = _forward_ms(coarsest, (base[0] * scale, base[1] * scale))
+    record["pyramid_1x_ms"] = _forward_ms(pyramid, base)
+    write_result(path, {"benchmark": "regions", "tag": tag, "part": "cost", **provenance(), "machine": machine(),
+                        **record})  # fmt: skip
+    print(record)
+
+
+def slic(args: argparse.Namespace) -> None:
+    from pixelwise.methods.proposals.baselines import slic_proposals
+    from pixelwise.methods.proposals.evaluation import Collected, summary_scores
+    from pixelwise.metrics.proposals import best_matches, instance_areas
+
+    tag = f"{args.tag}slic_{args.data}"
+    path = RESULTS / f"{tag}.json"
+    if path.exists():
+        print(f"{tag}: done already")
+        return
+    collected = Collected()
+    for images, targets in _val_loader(args.data, VAL_IMAGES):
+        started = time.perf_counter()
+        masks = slic_proposals(images[0])
+        collected.seconds += time.perf_counter() - started
+        truth = targets["instances"][0].as_subclass(torch.Tensor)
+        collected.best.append(best_matches(masks, truth)[None][0])
+        collected.areas.append(instance_areas(truth))
+        collected.masks.append(masks)
+        collected.instances.append(truth)
+    scores = summary_scores(collected)
+    write_result(path, {"benchmark": "regions", "tag": tag, "part": "slic", **provenance(), "machine": machine(),
+                        "data": args.data, "val": scores})  # fmt: skip
+    print(
+        f"{tag}: AR {scores['ar']:.3f}, R@50 {scores['r50']:.3f}, {scores['proposals_per_image']:.0f} per image"
+    )
+
+
+PARTS = {"ablation": ablation, "density": density, "cost": cost, "slic": slic}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--part", default="ablation", choices=tuple(PARTS), help="which protocol")
+    parser.add_argument("--data", default="synthetic", choices=("synthetic", "camvid"), help="instance data")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the ablation")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=tuple(ARMS), help="ablation arms")
+    parser.add_argument("--pyramids", nargs="+", default=list(PYRAMIDS), choices=tuple(PYRAMIDS),
+                        help="one layer2 pathway, or the full pyramid")  # fmt: skip
+    parser.add_argument(
+        "--epochs", type=int, default=2, help="epochs of the ablation (equal steps for every arm)"
+    )
+    parser.add_argument("--tag", default="", help="prefix of run folders and result files")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    PARTS[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
