@@ -96,9 +96,8 @@ class Trainer:
         self.frozen = freeze_stages(self.model.backbone, config.freeze)
         self.model.to(self.device)
         self.net: nn.Module = self.model
-        self.multi_loss = hasattr(
-            task, "losses"
-        )  # several losses on shared weights: a GradientCombiner steps
+        # Several losses on shared weights (the MultiLossTask hook): a GradientCombiner makes the step.
+        self.multi_loss = hasattr(task, "losses")
         check_combine_options(config, self.multi_loss)
         if self.dist.enabled:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -324,18 +323,16 @@ class Trainer:
                     self.skip_non_finite(loss_sum, buffers)
                 else:
                     if self.combiner is not None:  # measure the steps that will be logged
-                        coming = self.state.iteration + 1
-                        last = self.state.step_in_epoch + 1 == iters_per_epoch
-                        self.combiner.diagnose = coming == 1 or last or coming % config.log_every == 0
+                        self.combiner.diagnose = self.logged_step(
+                            self.state.iteration + 1, self.state.step_in_epoch + 1, iters_per_epoch
+                        )
                     self.optimizer_step()
                     self.nan_in_a_row = 0
                 self.optimizer.zero_grad(set_to_none=True)
                 self.state.iteration += 1
                 self.state.step_in_epoch += 1
                 bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
-                # Every --log-every steps, and the first and each epoch's last step, so short runs have curves too.
-                edge = self.state.iteration == 1 or self.state.step_in_epoch == iters_per_epoch
-                if edge or self.state.iteration % config.log_every == 0:
+                if self.logged_step(self.state.iteration, self.state.step_in_epoch, iters_per_epoch):
                     self.log.write(
                         kind="train",
                         epoch=self.state.epoch,
@@ -395,12 +392,23 @@ class Trainer:
             combiner.load_state_dict(self._combiner_state)
         return combiner
 
+    def logged_step(self, iteration: int, step_in_epoch: int, iters_per_epoch: int) -> bool:
+        """Whether step ``iteration`` goes to log.jsonl: every --log-every steps, and the first and each epoch's
+        last step, so short runs have curves too."""
+        last = step_in_epoch == iters_per_epoch
+        return iteration == 1 or last or iteration % self.config.log_every == 0
+
+    def to_device(
+        self, images: torch.Tensor, targets: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        images = images.to(self.device, non_blocking=True)
+        return images, {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
+
     def task_losses_backward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> float:
         """One batch of a multi-loss task: each active loss's backward, its gradients set aside for the
         combiner (the graph of one loss is freed before the next is built); returns the summed loss."""
         assert self.combiner is not None
-        images = images.to(self.device, non_blocking=True)
-        targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
+        images, targets = self.to_device(images, targets)
         active = self.combiner.active(self.state.iteration)
         total = 0.0
         for name, term in self.task.losses(self.net, images, targets):
@@ -453,8 +461,7 @@ class Trainer:
             )
 
     def compute_loss(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True)
-        targets = {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
+        images, targets = self.to_device(images, targets)
         # bfloat16 autocast needs no loss scaling; on CPUs with AVX512-BF16/AMX it is ~1.6x faster (docs/results.md).
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             return self.task.loss(self.net, images, targets)
