@@ -14,6 +14,8 @@ interrupted training resumes from its last checkpoint):
 Usage:
 
     python benchmarks/regions.py --part ablation --data synthetic --seeds 0 1 2
+    python benchmarks/regions.py --part ablation --pyramids layer2 --seeds 0 --train-scenes 200 --epochs 1 \
+        --val-images 30 --threads 1 --tag short_      # the reduced run that fits one session
     python benchmarks/regions.py --part density --data synthetic
     python benchmarks/regions.py --part cost
     python benchmarks/regions.py --part slic --data synthetic
@@ -46,22 +48,22 @@ TRAIN_SCENES, VAL_SCENES = 1000, 200
 VAL_IMAGES = 50  # validation images scored per arm (the first ones; proposing is the slow part)
 
 
-def data_spec(name: str) -> str:
+def data_spec(name: str, scenes: int = TRAIN_SCENES) -> str:
     if name == "synthetic":
-        return f"synthetic-instances:{TRAIN_SCENES}"
+        return f"synthetic-instances:{scenes}"
     if not CAMVID.is_dir():
         sys.exit(f"CamVid not found at {CAMVID}; --data camvid needs ../shared/data/camvid")
     return f"camvid-instances:{CAMVID}"
 
 
-def arm_config(data: str, pyramid: str, arm: str, seed: int, epochs: int, tag: str) -> ProposalTrainConfig:
+def arm_config(args: argparse.Namespace, pyramid: str, arm: str, seed: int, tag: str) -> ProposalTrainConfig:
     pathways, windows, kernels = PYRAMIDS[pyramid]
     use_transpose, shared = ARMS[arm]
     return ProposalTrainConfig(
-        data=data_spec(data), output=str(RUNS / tag), epochs=epochs, seed=seed, pathways=list(pathways),
-        windows=list(windows), kernels=list(kernels), transpose=use_transpose, shared_matrix=shared,
-        eval_every=0, val_images=VAL_IMAGES, resume=(RUNS / tag / "last.safetensors").exists(), threads=2,
-        num_examples=2,
+        data=data_spec(args.data, args.train_scenes), output=str(RUNS / tag), epochs=args.epochs, seed=seed,
+        pathways=list(pathways), windows=list(windows), kernels=list(kernels), transpose=use_transpose,
+        shared_matrix=shared, eval_every=0, val_images=args.val_images,
+        resume=(RUNS / tag / "last.safetensors").exists(), threads=args.threads, num_examples=2,
     )  # fmt: skip
 
 
@@ -76,7 +78,7 @@ def ablation(args: argparse.Namespace) -> None:
                 if path.exists():
                     print(f"{tag}: done already")
                     continue
-                config = arm_config(args.data, pyramid, arm, seed, args.epochs, tag)
+                config = arm_config(args, pyramid, arm, seed, tag)
                 fit_and_record("regions", tag, config, path, ProposalTask(config), reseed=seed,
                                part="ablation", data=args.data, pyramid=pyramid, arm=arm, seed=seed)  # fmt: skip
 
@@ -88,8 +90,9 @@ def _model(run: Path):
 
 
 def _val_loader(data: str, images: int):
-    from pixelwise.data.instances import instance_dataset
     from torch.utils.data import DataLoader, Subset
+
+    from pixelwise.data.instances import instance_dataset
 
     dataset = instance_dataset(data_spec(data), "val", size=(180, 240))
     return DataLoader(Subset(dataset, range(min(images, len(dataset)))), batch_size=1)
@@ -106,7 +109,7 @@ def density(args: argparse.Namespace) -> None:
         path = RESULTS / f"{tag}.json"
         if path.exists():
             continue
-        collected = collect(model, _val_loader(args.data, VAL_IMAGES), ProposalOptions(lowest_stride=stride),
+        collected = collect(model, _val_loader(args.data, args.val_images), ProposalOptions(lowest_stride=stride),
                             torch.device("cpu"))  # fmt: skip
         scores = summary_scores(collected)
         write_result(path, {"benchmark": "regions", "tag": tag, "part": "density", **provenance(),
@@ -160,7 +163,7 @@ def slic(args: argparse.Namespace) -> None:
         print(f"{tag}: done already")
         return
     collected = Collected()
-    for images, targets in _val_loader(args.data, VAL_IMAGES):
+    for images, targets in _val_loader(args.data, args.val_images):
         started = time.perf_counter()
         masks = slic_proposals(images[0])
         collected.seconds += time.perf_counter() - started
@@ -193,9 +196,13 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=2, help="epochs of the ablation (equal steps for every arm)"
     )
+    parser.add_argument("--train-scenes", type=int, default=TRAIN_SCENES,
+                        help="synthetic training scenes (an epoch draws as many images, with replacement)")  # fmt: skip
+    parser.add_argument("--val-images", type=int, default=VAL_IMAGES, help="validation images scored per arm")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--tag", default="", help="prefix of run folders and result files")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     PARTS[args.part](args)
 
 
