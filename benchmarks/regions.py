@@ -10,15 +10,19 @@ interrupted training resumes from its last checkpoint):
 - ``density`` (Table 4.2): one trained pyramid read out with the lowest pathway's centres at stride 2 / 4 / 8 / 16.
 - ``cost`` (§4.3.4): CPU time of the coarsest pathway on 1x / 2x / 3x images vs the whole feature pyramid at 1x.
 - ``slic`` (Table 4.3's non-learned stand-in for MCG): SLIC superpixels and their adjacent pairs and triples.
+- ``touching`` (§4.1, spec protocol 4): recall@0.5 of segments touching a same-class segment vs isolated ones, for
+  a trained run's proposals and for the connected components of a perfect semantic labelling (what a pixel
+  labeller can at best propose).
 
 Usage:
 
     python benchmarks/regions.py --part ablation --data synthetic --seeds 0 1 2
     python benchmarks/regions.py --part ablation --pyramids layer2 --seeds 0 --train-scenes 200 --epochs 1 \
         --val-images 30 --threads 1 --tag short_      # the reduced run that fits one session
-    python benchmarks/regions.py --part density --data synthetic
+    python benchmarks/regions.py --part density --data synthetic --run runs/bench/regions/s500_synthetic_layer2_both_seed0
     python benchmarks/regions.py --part cost
     python benchmarks/regions.py --part slic --data synthetic
+    python benchmarks/regions.py --part touching --data synthetic --run runs/bench/regions/s500_synthetic_layer2_both_seed0
 """
 
 from __future__ import annotations
@@ -100,12 +104,18 @@ def _val_loader(data: str, images: int):
 
 def density(args: argparse.Namespace) -> None:
     from pixelwise.methods.proposals.evaluation import collect, summary_scores
-    from pixelwise.methods.proposals.predict import ProposalOptions
+    from pixelwise.methods.proposals.predict import ProposalOptions, pathway_windows
 
-    run = RUNS / f"{args.tag}{args.data}_pyramid_both_seed0"
+    run = ROOT / args.run if args.run else RUNS / f"{args.tag}{args.data}_pyramid_both_seed0"
     model = _model(run)
-    for stride in (2, 4, 8, 16):
-        tag = f"{args.tag}density_{args.data}_lowest{stride}"
+    finest = min(w.grid.stride for w in pathway_windows(model))
+    for stride in (
+        finest,
+        2 * finest,
+        4 * finest,
+        8 * finest,
+    ):  # Table 4.2: 2 / 4 / 8 / 16 for a stride-2 base
+        tag = f"{args.tag}density_{args.data}_{run.name}_lowest{stride}"
         path = RESULTS / f"{tag}.json"
         if path.exists():
             continue
@@ -180,7 +190,82 @@ def slic(args: argparse.Namespace) -> None:
     )
 
 
-PARTS = {"ablation": ablation, "density": density, "cost": cost, "slic": slic}
+def touching_split(instances: torch.Tensor, classes_of: dict[int, int]) -> dict[int, bool]:
+    """Whether each GT segment touches (8-neighbourhood) another segment of its own class."""
+    import torch.nn.functional as F
+
+    out = {}
+    for segment, cls in classes_of.items():
+        mine = (instances == segment).float()[None, None]
+        if not bool(mine.any()):
+            continue
+        ring = (F.max_pool2d(mine, 3, 1, 1)[0, 0] > 0) & (instances != segment)
+        others = {int(v) for v in instances[ring].unique().tolist()} - {0, 255}
+        out[segment] = any(classes_of.get(o) == cls for o in others)
+    return out
+
+
+def semantic_components(instances: torch.Tensor, classes_of: dict[int, int]) -> list:
+    """What the best pixel labeller can propose: connected components of the (perfect) semantic map of the thing
+    classes; touching same-class objects merge into one (§4.1)."""
+    import numpy as np
+    from skimage import measure
+
+    from pixelwise.metrics.proposals import WindowMask
+
+    semantic = torch.zeros_like(instances)
+    for segment, cls in classes_of.items():
+        semantic[instances == segment] = cls + 1
+    out = []
+    for value in semantic.unique().tolist():
+        if value == 0:
+            continue
+        labelled = measure.label((semantic == value).numpy(), connectivity=2)
+        for region in measure.regionprops(labelled):
+            top, left, bottom, right = region.bbox
+            crop = torch.from_numpy(np.ascontiguousarray(labelled[top:bottom, left:right] == region.label))
+            out.append(WindowMask(crop, top, left))
+    return out
+
+
+def touching(args: argparse.Namespace) -> None:
+    """Recall@0.5 of GT segments that touch a same-class segment vs isolated ones: proposals vs the connected
+    components of a perfect semantic labelling (spec protocol 4)."""
+    from pixelwise.data.instances import instance_dataset
+    from pixelwise.methods.proposals.predict import propose
+    from pixelwise.metrics.proposals import best_matches
+
+    run = ROOT / args.run
+    tag = f"{args.tag}touching_{args.data}_{run.name}"
+    path = RESULTS / f"{tag}.json"
+    if path.exists():
+        print(f"{tag}: done already")
+        return
+    model = _model(run)
+    data = instance_dataset(data_spec(args.data), "val", size=(180, 240))
+    hits = {(arm, kind): [] for arm in ("proposals", "semantic_cc") for kind in ("touching", "isolated")}
+    for index in range(min(args.val_images, len(data))):
+        image, target = data[index]
+        truth = target["instances"].as_subclass(torch.Tensor)
+        split = touching_split(truth, data.classes_of(index))
+        ids = sorted(int(v) for v in truth.unique().tolist() if v not in (0, 255))  # best_matches' GT order
+        for arm, masks in (("proposals", propose(model, image[None].as_subclass(torch.Tensor))[0].masks),
+                           ("semantic_cc", semantic_components(truth, data.classes_of(index)))):  # fmt: skip
+            best = best_matches(masks, truth)[None][0]
+            for segment, iou in zip(ids, best.tolist()):
+                if segment in split:
+                    hits[(arm, "touching" if split[segment] else "isolated")].append(iou >= 0.5)
+    record = {
+        f"{arm}_{kind}": {"recall50": sum(v) / max(len(v), 1), "gts": len(v)}
+        for (arm, kind), v in hits.items()
+    }
+    write_result(path, {"benchmark": "regions", "tag": tag, "part": "touching", **provenance(), "machine": machine(),
+                        "data": args.data, "run": str(run.relative_to(ROOT)), "images": args.val_images,
+                        **record})  # fmt: skip
+    print(tag, {k: round(v["recall50"], 3) for k, v in record.items()})
+
+
+PARTS = {"ablation": ablation, "density": density, "cost": cost, "slic": slic, "touching": touching}
 
 
 def main() -> None:
@@ -200,6 +285,9 @@ def main() -> None:
                         help="synthetic training scenes (an epoch draws as many images, with replacement)")  # fmt: skip
     parser.add_argument("--val-images", type=int, default=VAL_IMAGES, help="validation images scored per arm")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
+    parser.add_argument(
+        "--run", help="density: the trained run to read out (default: the tag's pyramid, both, seed 0)"
+    )
     parser.add_argument("--tag", default="", help="prefix of run folders and result files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

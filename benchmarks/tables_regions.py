@@ -65,7 +65,20 @@ def other_tables() -> list[str]:
     )
     slic = [r for r in runs if r.get("part") == "slic"]
     cost = [r for r in runs if r.get("part") == "cost"]
+    touching = [r for r in runs if r.get("part") == "touching"]
     rows: list[str] = []
+    if touching:
+        rows += ["### Touching same-class objects (§4.1, spec protocol 4)", "",
+                 "Recall@0.5 of val segments that touch another segment of their class vs isolated ones: a trained "
+                 "run's proposals against the connected components of a *perfect* semantic labelling (the best any "
+                 "pixel labeller could propose).", "",
+                 "| data | run | val images | proposals: touching | proposals: isolated | semantic CC: touching | "
+                 "semantic CC: isolated |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in touching:
+            cells = [f"{100 * r[k]['recall50']:.1f} (n={r[k]['gts']})" for k in
+                     ("proposals_touching", "proposals_isolated", "semantic_cc_touching", "semantic_cc_isolated")]  # fmt: skip
+            rows.append(f"| {r['data']} | {r['run']} | {r['images']} | " + " | ".join(cells) + " |")
+        rows += _commands(touching) + [""]
     if density:
         rows += ["### Proposal density (Table 4.2, spec protocol 3)", "",
                  "| data | run | lowest stride | AR | R@50 | R@70 | ABO | proposals / image | ms / image |",
