@@ -37,7 +37,7 @@ def register_proposals(sub: argparse._SubParsersAction) -> None:
         "recall@0.5 by object size per pathway).",
     )  # fmt: skip
     add_dataclass_arguments(evaluate, ProposalEvalConfig)
-    evaluate.add_argument("run", help="run folder or checkpoint of `proposals train`")
+    evaluate.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint of `proposals train`")
     evaluate.set_defaults(run=run_eval)
     predict = tools.add_parser(
         "predict", help="draw proposals on images",
@@ -45,7 +45,7 @@ def register_proposals(sub: argparse._SubParsersAction) -> None:
         "masks on the image) and OUTPUT/proposals.json (per image: window box, score, pathway of each proposal).",
     )  # fmt: skip
     add_dataclass_arguments(predict, ProposalPredictConfig)
-    predict.add_argument("run", help="run folder or checkpoint of `proposals train`")
+    predict.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint of `proposals train`")
     predict.add_argument("images", nargs="+", help="image files")
     predict.set_defaults(run=run_predict)
 
@@ -77,7 +77,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from pixelwise.methods.proposals.evaluation import evaluate_proposals, save_recall_plot
 
     config = build_config(ProposalEvalConfig, args)
-    model, device = _model(args.run, config.device)
+    model, device = _model(args.checkpoint, config.device)
     record = evaluate_proposals(model, config, device)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from pixelwise.methods.proposals.predict import ProposalOptions, propose
 
     config = build_config(ProposalPredictConfig, args)
-    model, device = _model(args.run, config.device)
+    model, device = _model(args.checkpoint, config.device)
     options = ProposalOptions(config.nms, config.top_k, config.lowest_stride)
     out, listing = Path(config.output), {}
     for path in args.images:
