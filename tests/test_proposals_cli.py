@@ -62,3 +62,16 @@ def test_a_missing_run_and_an_even_window_are_one_line_errors(tmp_path: Path, ca
                  "--kernels", "3", "--epochs", "1", *TINY[6:]])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "odd" in err[-1]
+
+
+def test_export_writes_an_onnx_graph_that_onnxruntime_agrees_with(run: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip(
+        "onnxruntime", reason="ONNX export is an optional extra: pip install 'pixelwise[export]'"
+    )
+    pytest.importorskip(
+        "onnxscript", reason="ONNX export is an optional extra: pip install 'pixelwise[export]'"
+    )
+    out = tmp_path / "regions.onnx"
+    assert main(["proposals", "export", str(run), "--output", str(out), "--size", "64", "96"]) == 0
+    difference = float(capsys.readouterr().out.strip().split()[-1])
+    assert out.stat().st_size > 0 and difference < 1e-3

@@ -9,7 +9,12 @@ from pathlib import Path
 import torch
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.methods.proposals.config import ProposalEvalConfig, ProposalPredictConfig, ProposalTrainConfig
+from pixelwise.methods.proposals.config import (
+    ProposalEvalConfig,
+    ProposalExportConfig,
+    ProposalPredictConfig,
+    ProposalTrainConfig,
+)
 
 
 def register_proposals(sub: argparse._SubParsersAction) -> None:
@@ -48,6 +53,16 @@ def register_proposals(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint of `proposals train`")
     predict.add_argument("images", nargs="+", help="image files")
     predict.set_defaults(run=run_predict)
+    export = tools.add_parser(
+        "export", help="write the region network as ONNX",
+        description="Write RUN's network to OUTPUT as ONNX at a fixed input size (--size; the transpose's gather is "
+        "laid out for one grid): input 'images' [1, 3, H, W] in [0, 1], outputs regions_<pathway> [1, W^2, h, w] "
+        "and scores_<pathway> [1, 1, h, w]; NMS and the read-out stay outside the graph. Checked against PyTorch "
+        "with onnxruntime.",
+    )  # fmt: skip
+    add_dataclass_arguments(export, ProposalExportConfig)
+    export.add_argument("checkpoint", metavar="RUN", help="run folder or checkpoint of `proposals train`")
+    export.set_defaults(run=run_export)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -119,4 +134,20 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"{path}: {len(found.masks)} proposals")
     (out / "proposals.json").write_text(json.dumps(listing, indent=1))
     print(f"wrote {out}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pixelwise.engine.export import export_module, onnx_run
+    from pixelwise.methods.proposals.model import FlatRegionOutputs
+
+    config = build_config(ProposalExportConfig, args)
+    model, _ = _model(args.checkpoint, "cpu")
+    flat = FlatRegionOutputs(model).eval()
+    example = torch.rand(1, 3, *config.size)
+    path = export_module(flat, config.output, example, flat.output_names())
+    with torch.no_grad():
+        expected = flat(example)
+    difference = max(float((a - b).abs().max()) for a, b in zip(onnx_run(path, example), expected))
+    print(f"wrote {path}; onnxruntime vs PyTorch max |difference| {difference:.2e}")
     return 0

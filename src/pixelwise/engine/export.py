@@ -50,35 +50,52 @@ def export_onnx(
 ) -> Path:
     """Write ``model`` (a segmentation model in eval mode, run at ``scale``) to ``path``; ``size`` is the example
     input size."""
-    _require("onnxscript")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    example = torch.rand(1, in_channels, *size)
     shapes = None
     if dynamic:
         dim = torch.export.Dim
         shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
+    example = torch.rand(1, in_channels, *size)
+    return export_module(ScaledLogits(model, scale), path, example, ["logits"], shapes)
+
+
+def export_module(
+    module: nn.Module,
+    path: str | Path,
+    example: torch.Tensor,
+    output_names: list[str],
+    dynamic_shapes: dict | None = None,
+) -> Path:
+    """Write any inference ``module`` taking ``images`` to ``path`` as ONNX (dynamo exporter), outputs named
+    ``output_names`` in the order it returns them; fixed input size unless ``dynamic_shapes`` says otherwise."""
+    _require("onnxscript")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     program = torch.onnx.export(
-        ScaledLogits(model, scale).eval(),
+        module.eval(),
         (example,),
         input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes=shapes,
+        output_names=output_names,
+        dynamic_shapes=dynamic_shapes,
         dynamo=True,
     )
     program.save(str(path))
     return path
 
 
-def onnx_max_difference(
-    path: str | Path, model: nn.Module, images: torch.Tensor, scale: float = 1.0
-) -> float:
-    """Largest absolute difference between onnxruntime's and PyTorch's logits on ``images``."""
+def onnx_run(path: str | Path, images: torch.Tensor) -> list[torch.Tensor]:
+    """Every output of the ONNX graph at ``path`` on ``images``, by onnxruntime on the CPU."""
     _require("onnxruntime")
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (onnx_logits,) = session.run(["logits"], {"images": images.numpy()})
+    return [torch.from_numpy(out) for out in session.run(None, {"images": images.numpy()})]
+
+
+def onnx_max_difference(
+    path: str | Path, model: nn.Module, images: torch.Tensor, scale: float = 1.0
+) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's logits on ``images``."""
+    (onnx_logits,) = onnx_run(path, images)
     with torch.no_grad():
         torch_logits = ScaledLogits(model, scale).eval()(images)
-    return float((torch.from_numpy(onnx_logits) - torch_logits).abs().max())
+    return float((onnx_logits - torch_logits).abs().max())

@@ -102,3 +102,11 @@ class ProposalPredictConfig(ProposalReadout):
     show: int = option(10, "proposals drawn per overlay (best first)", minimum=1)
     size: list[int] | None = option(None, "resize images to H W first (e.g. the training size)", length=2,
                                     minimum=1)  # fmt: skip
+
+
+@dataclass
+class ProposalExportConfig:
+    """``pixelwise proposals export RUN``: the region network as an ONNX graph."""
+
+    output: str = option("proposals.onnx", "ONNX file to write")
+    size: list[int] = option([180, 240], "input size H W the graph is built for", length=2, minimum=1)

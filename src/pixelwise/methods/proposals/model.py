@@ -137,3 +137,20 @@ class RegionNet(nn.Module):
             regions.append(p)
             scores.append(s)
         return {"regions": regions, "scores": scores}
+
+
+class FlatRegionOutputs(nn.Module):
+    """``RegionNet`` with its outputs as one flat tuple (regions of each pathway, then scores of each), the form
+    an ONNX graph returns; names: :func:`output_names`."""
+
+    def __init__(self, model: RegionNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(images)
+        return (*out["regions"], *out["scores"])
+
+    def output_names(self) -> list[str]:
+        names = self.model.config.pathways
+        return [f"regions_{n}" for n in names] + [f"scores_{n}" for n in names]
