@@ -31,6 +31,7 @@ SUBCOMMANDS = (
     "depth",
     "distill",
     "correspond",
+    "proposals",
 )
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from pixelwise.data import build_dataset, eval_transforms
+from pixelwise.data import build_dataset, eval_transforms, has_splits
 from pixelwise.engine.checkpoint import inference_scales, resolve_checkpoint, selection_note
-from pixelwise.engine.config import EvalConfig
+from pixelwise.engine.config import EvalConfig, data_options
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
 from pixelwise.methods.kinds import build_model_from_checkpoint
@@ -38,10 +38,11 @@ def evaluate_checkpoint(
     checkpoint = resolve_checkpoint(config.checkpoint)
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(checkpoint, expect="segmentation")
-    void = config.ignore_index
-    if void is None:  # the data the run trained on used this value for "no label"
-        void = int(meta.get("config", {}).get("ignore_index", 255))
-    dataset = build_dataset(config.data, config.split, transform=eval_transforms(), void=void)
+    # Unset options fall back to the training run's: its data used that "no label" value, label map, suffixes.
+    options = data_options(config, meta.get("config", {}))
+    if has_splits(config.data):  # voc:, cityscapes:, ...: their own ids; the run's --label-map was for its files
+        options.update(data_options(config))
+    dataset = build_dataset(config.data, config.split, transform=eval_transforms(), **options)
     trained_classes = meta["dataset"]["class_names"]
     if list(dataset.info.class_names) != list(trained_classes):
         raise ValueError(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config, checked_flag
-from pixelwise.engine.config import EvalConfig, ExportConfig, PredictConfig
+from pixelwise.engine.config import EvalConfig, ExportConfig, PredictConfig, data_options, option_fields
 from pixelwise.methods.colorization.config import ColorizeConfig
 from pixelwise.methods.depth import DepthConfig
 from pixelwise.methods.pretrain import PretrainConfig
@@ -210,13 +210,20 @@ def register_datasets(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", help="dataset spec, e.g. camvid:../shared/data/camvid")
     parser.add_argument("--split", default="train", help="split to describe")
     parser.add_argument("--validate", action="store_true", help="decode and check every sample")
+    # The same label-reading options as train, generated from its fields (one help text for both).
+    skip = tuple(name for name in option_fields(TrainConfig) if name not in DATA_READ_OPTIONS)
+    add_dataclass_arguments(parser, TrainConfig, skip=skip)
     parser.set_defaults(run=run_datasets)
+
+
+DATA_READ_OPTIONS = ("ignore_index", "label_map", "label_suffix", "image_suffix")
 
 
 def run_datasets(args: argparse.Namespace) -> int:
     from pixelwise.cli.describe import describe_dataset
 
-    return describe_dataset(args.data, args.split, args.validate)
+    options = data_options(args)
+    return describe_dataset(args.data, args.split, args.validate, options)
 
 
 def register_models(sub: argparse._SubParsersAction) -> None:

@@ -7,18 +7,31 @@ import torch
 DATASET_FORMS = """dataset forms for --data:
   synthetic[:N[:HxW]]            procedural road scenes (6 classes, depth, tags); N train images (val N//4)
   camvid:PATH                    SegNet CamVid layout (PATH/train.txt, val.txt; void 11 -> ignore 255)
+  voc:PATH                       PASCAL VOC 2012 (JPEGImages/, SegmentationClass/, ImageSets/Segmentation/); 21
+                                 classes, 255 void; split aug reads SegmentationClassAug/ + train_aug.txt
+  cityscapes:PATH                leftImg8bit/SPLIT/CITY/ + gtFine/SPLIT/CITY/; labelIds -> 19 trainIds (rest 255),
+                                 *_labelTrainIds.png used as is when present
+  ade20k:PATH                    ADEChallengeData2016 (images/, annotations/ {training,validation}); 150 classes,
+                                 0 = other -> 255
   LIST.txt                       lines 'image label' relative to the list file; classes.txt beside it
-  folders:IMAGES_DIR:LABELS_DIR  pairs matched by file stem; classes.txt in LABELS_DIR or its parent
-labels are single-channel PNGs of class indices; 255 is ignored in every loss and metric."""
+  folders:IMAGES_DIR:LABELS_DIR  pairs matched by file stem (subfolders searched; --label-suffix/--image-suffix
+                                 removed first); classes.txt in LABELS_DIR or its parent
+labels are single-channel PNGs of class indices; 255 is ignored in every loss and metric. classes.txt lines
+are 'name' or 'name r g b' (the palette predictions are painted in); --label-map FILE (YAML/JSON 'id: class
+or 255') maps the ids a list / folder dataset's files hold."""
 
 
-def describe_dataset(spec: str | None, split: str, validate: bool) -> int:
+def describe_dataset(spec: str | None, split: str, validate: bool, options: dict | None = None) -> int:
+    """Print the dataset's size and per-class pixel counts (classes that never occur flagged); 1 on problems.
+
+    ``options``: build_dataset's label-reading keywords (void, label_map, label_suffix, image_suffix).
+    """
     from pixelwise.data import build_dataset, has_splits
 
     if not spec:
         print(DATASET_FORMS)
         return 0
-    dataset = build_dataset(spec, split)
+    dataset = build_dataset(spec, split, **(options or {}))
     info = dataset.info
     print(
         f"{info.name} [{split if has_splits(spec) else 'the whole list / folder'}]: {len(dataset)} images, "
@@ -35,9 +48,14 @@ def describe_dataset(spec: str | None, split: str, validate: bool) -> int:
     for index in range(len(dataset)):
         label = dataset[index][1]["seg"].flatten()
         counts += torch.bincount(label.clamp(max=info.num_classes), minlength=info.num_classes + 1)
-    total = counts.sum().item()
-    for name, count in zip([*info.class_names, "(ignored)"], counts.tolist()):
-        print(f"  {name:>16s}: {100 * count / total:6.2f}% of pixels")
+    total = max(counts.sum().item(), 1)
+    for index, (name, count) in enumerate(zip([*info.class_names, "(ignored)"], counts.tolist())):
+        # A class with no pixel in the split can never be learnt and scores NaN IoU: say so next to it.
+        never = "  NEVER OCCURS" if count == 0 and index < info.num_classes else ""
+        print(f"  {name:>16s}: {count:>12d} px {100 * count / total:6.2f}% of pixels{never}")
+    missing = [name for name, count in zip(info.class_names, counts.tolist()) if count == 0]
+    if missing:
+        print(f"{len(missing)} class(es) never occur in this split: {', '.join(missing)}")
     # Every label was decoded above, so the dataset-wide 0/255 check costs nothing here even without --validate.
     problem = dataset.label_set_problem() if hasattr(dataset, "label_set_problem") else None
     if problem is not None:

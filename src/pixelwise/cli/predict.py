@@ -39,6 +39,20 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return list({f.resolve(): f for f in files}.values())
 
 
+def save_ids_png(classes: np.ndarray, ids_lut: np.ndarray | None, path: Path) -> None:
+    """Class indices as an 8-bit PNG, or through ``ids_lut`` in the dataset's ids (16-bit when an id is > 255)."""
+    if ids_lut is None:
+        save_png(classes, path)
+        return
+    ids = ids_lut[classes]
+    if int(ids_lut.max()) <= 255:
+        save_png(ids.astype(np.uint8), path)
+    else:
+        from PIL import Image
+
+        Image.fromarray(ids.astype(np.uint16)).save(path, format="PNG")
+
+
 @torch.no_grad()
 def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     """Predict every image; returns the written colour label PNG paths."""
@@ -50,6 +64,10 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     scales, scales_from = inference_scales(config.scales, meta)
     print(f"predicting at scales {scales} ({scales_from})")
     palette = [tuple(c) for c in meta["dataset"]["palette"]]
+    # Trained through a label map (Cityscapes labelId -> trainId, --label-map): NAME_ids.png holds the dataset's
+    # own ids, which is what its tools and benchmark servers read; otherwise the class indices.
+    source_ids = meta["dataset"].get("source_ids")
+    ids_lut = np.asarray(source_ids, dtype=np.uint16) if source_ids is not None else None
     output = Path(config.output)
     written = []
     for path in tqdm(expand_inputs(inputs), desc="predict"):
@@ -62,6 +80,6 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         written.append(save_png(coloured, output / f"{path.stem}_labels.png"))
         shown = add_legend(overlay(image, labels, palette, config.alpha), names, palette, [labels])
         save_png(shown, output / f"{path.stem}_overlay.png")
-        save_png(labels.numpy().astype(np.uint8), output / f"{path.stem}_ids.png")
+        save_ids_png(labels.numpy().astype(np.uint8), ids_lut, output / f"{path.stem}_ids.png")
     print(f"wrote {len(written)} predictions to {output}")
     return written

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from pixelwise.data.ade20k import ade20k_dataset
 from pixelwise.data.camvid import camvid_dataset
+from pixelwise.data.cityscapes import cityscapes_dataset, refuse_label_ids_without_map
 from pixelwise.data.info import DatasetInfo, read_classes_file
+from pixelwise.data.label_maps import LabelMap, read_label_map
 from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.data.synthetic import SyntheticScenes
 from pixelwise.data.validation import (
@@ -17,13 +21,24 @@ from pixelwise.data.validation import (
     parse_list_file,
     skip_report,
 )
+from pixelwise.data.voc import voc_dataset
 
-SPEC_HELP = "'synthetic[:N[:HxW]]', 'camvid:PATH', 'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
+SPEC_HELP = (
+    "'synthetic[:N[:HxW]]', 'camvid:PATH', 'voc:PATH', 'cityscapes:PATH', 'ade20k:PATH', "
+    "'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
+)
+# Datasets with their own layout, splits, classes and label ids: spec prefix -> builder.
+FORMATS: dict[str, Callable[..., SegmentationDataset]] = {
+    "camvid:": camvid_dataset,
+    "voc:": voc_dataset,
+    "cityscapes:": cityscapes_dataset,
+    "ade20k:": ade20k_dataset,
+}
 
 
 def has_splits(spec: str) -> bool:
-    """Synthetic and CamVid data have train/val splits; a list file or a folder pair is one set of images."""
-    return spec == "synthetic" or spec.startswith(("synthetic:", "camvid:"))
+    """Synthetic data and the known formats have train/val splits; a list file or a folder pair is one set."""
+    return spec == "synthetic" or spec.startswith(("synthetic:", *FORMATS))
 
 
 def validation_spec(data: str, val_data: str | None) -> str:
@@ -67,16 +82,31 @@ def build_dataset(
     seed: int = 0,
     length: int | None = None,
     void: int = 255,
+    label_map: str | Path | None = None,
+    label_suffix: str = "",
+    image_suffix: str = "",
 ) -> SegmentationDataset | SyntheticScenes:
     """Build a dataset from ``spec`` (see SPEC_HELP).
 
     ``void``: the label value a list-file or folder dataset uses for "no label" (--ignore-index); it is mapped to
-    255, the ignore value of every loss and metric. CamVid and the synthetic scenes know their own.
+    255, the ignore value of every loss and metric. The synthetic scenes and the known formats know their own.
+    ``label_map``: a YAML/JSON file of source id -> class index or 255 for list-file and folder data (every id
+    the labels hold must be in it; the inverse is kept in ``info.source_ids`` for writing predictions back).
+    ``label_suffix`` / ``image_suffix``: folders: data pairs files by stem after removing these endings, e.g.
+    ``_gtFine_labelIds`` and ``_leftImg8bit``; files that lack a given ending are not part of the dataset.
 
     ``split`` selects the CamVid list and the synthetic stream and is ignored for list files and folders.
     ``length`` is the number of synthetic images (default 200 train / 50 otherwise) and caps file datasets
     to their first ``length`` samples. ``seed`` only affects synthetic data.
     """
+    own_labels = spec == "synthetic" or spec.startswith(("synthetic:", *FORMATS))
+    if own_labels and label_map:
+        raise DatasetError(
+            f"{label_map}: --label-map is for list-file and folders: data; {spec.split(':')[0]} data maps its "
+            f"own labels, so drop --label-map"
+        )
+    if (label_suffix or image_suffix) and not spec.startswith("folders:"):
+        raise DatasetError(f"{spec}: --label-suffix / --image-suffix only apply to folders: data; drop them")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         n, spec_size = parse_synthetic_spec(spec, split)
         return SyntheticScenes(
@@ -87,21 +117,29 @@ def build_dataset(
             transform=transform,
             cache=cache,
         )
-    if spec.startswith("camvid:"):
-        return camvid_dataset(
-            spec[len("camvid:") :], split, size=size, transform=transform, cache=cache, length=length
-        )
+    for prefix, builder in FORMATS.items():
+        if spec.startswith(prefix):
+            if not spec[len(prefix) :]:
+                raise DatasetError(f"{spec}: no path; use {prefix}PATH with the dataset's root folder")
+            return builder(
+                spec[len(prefix) :], split, size=size, transform=transform, cache=cache, length=length
+            )
     if spec.startswith("folders:"):
         parts = spec.split(":", 2)
         if len(parts) != 3 or not all(parts[1:]):
             raise DatasetError(f"{spec}: bad folders spec; use folders:IMAGES_DIR:LABELS_DIR")
-        pairs, info = _folder_pairs(Path(parts[1]), Path(parts[2]))
+        pairs, info = _folder_pairs(Path(parts[1]), Path(parts[2]), label_suffix, image_suffix)
     else:
         pairs, info = _list_pairs(Path(spec))
-    label_map = {void: 255} if void != 255 else None
-    return SegmentationDataset(
-        pairs[:length], info, size=size, transform=transform, cache=cache, label_map=label_map
-    )
+    pairs = pairs[:length]
+    mapping: LabelMap | dict[int, int] | None = {void: 255} if void != 255 else None
+    if label_map:
+        mapping = read_label_map(Path(label_map), info.num_classes).with_void(void)
+        info = replace(info, source_ids=mapping.source_ids(info.num_classes))
+    else:
+        for _, label in pairs:  # raw Cityscapes ids read as classes would train road (id 7) as class 7
+            refuse_label_ids_without_map(label)
+    return SegmentationDataset(pairs, info, size=size, transform=transform, cache=cache, label_map=mapping)
 
 
 def _list_pairs(list_file: Path) -> tuple[list[tuple[Path, Path]], DatasetInfo]:
@@ -125,39 +163,45 @@ def _classes_file(candidates: Sequence[Path], source: Path) -> Path:
     )
 
 
-def _stem_index(folder: Path, extensions: Sequence[str]) -> dict[str, Path]:
+def _stem_index(folder: Path, extensions: Sequence[str], suffix: str = "") -> dict[str, Path]:
+    """Files in ``folder`` and its subfolders by stem, ``suffix`` removed (files without it are left out)."""
     if not folder.is_dir():
         raise DatasetError(f"{folder}: folder not found; check the folders:IMAGES_DIR:LABELS_DIR spec")
     index: dict[str, Path] = {}
     try:
-        entries = sorted(folder.iterdir())
+        entries = sorted(p for p in folder.rglob("*") if p.is_file())  # e.g. Cityscapes' one folder per city
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot list folder ({exc}); check its permissions") from exc
     for path in entries:
-        if path.suffix.lower() not in extensions:
+        if path.suffix.lower() not in extensions or not path.stem.endswith(suffix):
             continue
-        if path.stem in index:
+        stem = path.stem[: len(path.stem) - len(suffix)]
+        if stem in index:
             raise DatasetError(
-                f"{path}: same file stem as {index[path.stem]}; samples are matched by stem, "
-                f"so keep one file per stem"
+                f"{path}: same file stem as {index[stem]}; samples are matched by stem (after removing "
+                f"--label-suffix / --image-suffix), so keep one file per stem"
             )
-        index[path.stem] = path
+        index[stem] = path
     return index
 
 
-def _folder_pairs(images_dir: Path, labels_dir: Path) -> tuple[list[tuple[Path, Path]], DatasetInfo]:
+def _folder_pairs(
+    images_dir: Path, labels_dir: Path, label_suffix: str = "", image_suffix: str = ""
+) -> tuple[list[tuple[Path, Path]], DatasetInfo]:
     info = read_classes_file(
         _classes_file([labels_dir, labels_dir.parent], labels_dir), labels_dir.parent.name
     )
     label_extensions = (".png", ".bmp", ".tif", ".tiff")
-    images = _stem_index(images_dir, IMAGE_EXTENSIONS)
-    labels = _stem_index(labels_dir, label_extensions)
+    images = _stem_index(images_dir, IMAGE_EXTENSIONS, image_suffix)
+    labels = _stem_index(labels_dir, label_extensions, label_suffix)
     # Empty folders first: "no images" says more than "every label is unmatched".
     if not images:
         raise DatasetError(f"{images_dir}: no images found ({', '.join(IMAGE_EXTENSIONS)}); check the folder")
     if not labels:
+        ending = f" ending in {label_suffix}" if label_suffix else ""
         raise DatasetError(
-            f"{labels_dir}: no label maps found ({', '.join(label_extensions)}); check the folder"
+            f"{labels_dir}: no label maps{ending} found ({', '.join(label_extensions)}); check the folder"
+            + (" and --label-suffix" if label_suffix else "")
         )
     unmatched = sorted(set(images) ^ set(labels))
     report = skip_report()

@@ -14,6 +14,7 @@ from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
 from pixelwise.data.info import DatasetInfo
+from pixelwise.data.label_maps import LabelMap
 from pixelwise.data.validation import (
     DatasetError,
     binary_mask_message,
@@ -50,7 +51,7 @@ class SegmentationDataset(Dataset):
         size: tuple[int, int] | None = None,
         transform: Callable | None = None,
         cache: bool = True,
-        label_map: Mapping[int, int] | None = None,
+        label_map: Mapping[int, int] | LabelMap | None = None,
     ) -> None:
         self.pairs = [(Path(i), Path(lab)) for i, lab in pairs]
         self.info = info
@@ -58,7 +59,9 @@ class SegmentationDataset(Dataset):
         self.size = size
         self.transform = transform
         self.cache = cache
-        self.label_map = dict(label_map or {})  # raw file value -> class id, e.g. CamVid void 11 -> 255
+        # Raw file value -> class id: a dict for a few values (CamVid void 11 -> 255, the rest kept), a LabelMap
+        # when every value must be named (--label-map, Cityscapes labelIds, ADE20K).
+        self.label_map = label_map if isinstance(label_map, LabelMap) else dict(label_map or {})
         self._cache: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.pairs)
         # Class ids present in each decoded label (after label_map), for the dataset-wide 0/255 check.
         self._values: list[frozenset[int] | None] = [None] * len(self.pairs)
@@ -93,7 +96,9 @@ class SegmentationDataset(Dataset):
         image = load_image(image_path)
         label = load_label(label_path, self.info.palette)
         check_same_size(image, label, image_path, label_path)
-        if self.label_map:
+        if isinstance(self.label_map, LabelMap):
+            label = self.label_map.apply(label, label_path)
+        elif self.label_map:
             raw_label, label = label, label.copy()
             for raw, mapped in self.label_map.items():
                 label[raw_label == raw] = mapped

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pixelwise.data.palettes import VOC_VOID_COLOUR, palette_lookup, voc_palette
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 # Lossy compression blends neighbouring class ids into values no annotator wrote (fake classes along every
 # edge), so these are refused as label maps; the decoded format is checked too, whatever the file is called.
@@ -147,16 +149,32 @@ def _lossy_label_message(path: Path, kind: str) -> str:
 
 
 def _colour_label_message(path: Path, rgb: np.ndarray, palette: Sequence[tuple[int, int, int]]) -> str:
-    colours = np.unique(rgb.reshape(-1, 3), axis=0)
-    shown = ", ".join(str(tuple(int(v) for v in c)) for c in colours[:4])
-    known = {tuple(c): i for i, c in enumerate(palette)}
-    matched = sum(tuple(int(v) for v in c) in known for c in colours)
-    table = ", ".join(f"{i}={c}" for i, c in enumerate(palette))
+    """Explain a colour-coded label with the palette that places most of its colours: this dataset's, or VOC's.
+
+    VOC's real palette starts at black = background (class 0) and paints void (224,224,192) = 255; a hint built on
+    another palette would have a user convert aeroplane to background.
+    """
+    colours = [tuple(int(v) for v in c) for c in np.unique(rgb.reshape(-1, 3), axis=0)]
+    candidates = [
+        ("this dataset's palette", palette_lookup(list(palette))),
+        ("the PASCAL VOC palette", palette_lookup(voc_palette(21), VOC_VOID_COLOUR)),
+    ]
+    name, lookup = max(
+        candidates, key=lambda c: sum(colour in c[1] for colour in colours)
+    )  # ties: the dataset's
+    placed = [f"{c}->{lookup[c]}" for c in colours if c in lookup]
+    unplaced = [str(c) for c in colours if c not in lookup]
+    mapping = ", ".join(placed[:12]) + (f" (+{len(placed) - 12} more)" if len(placed) > 12 else "")
+    not_placed = (
+        f"; colours not in it (give each a class or 255): {', '.join(unplaced[:8])}"
+        + (f" (+{len(unplaced) - 8} more)" if len(unplaced) > 8 else "")
+        if unplaced
+        else ""
+    )
     return (
-        f"{path}: label looks colour-coded ({len(colours)} distinct RGB colours, e.g. {shown}; "
-        f"{matched} of them are in this dataset's palette). Labels must be single-channel PNGs of class "
-        f"indices: convert by mapping each colour to its class index (palette: {table}; other colours "
-        f"-> 255 = ignore) and save in mode 'L'."
+        f"{path}: label looks colour-coded ({len(colours)} distinct RGB colours, {len(placed)} of them in {name}); "
+        f"labels must be single-channel PNGs of class indices: map each colour to its class "
+        f"({mapping or 'none placed'}){not_placed}, other pixels -> 255 = ignore, and save in mode 'L'"
     )
 
 
@@ -178,9 +196,24 @@ def check_label(label: np.ndarray, path: Path, num_classes: int, ignore_index: i
         detail = ", ".join(f"{int(v)} ({int(c)} px)" for v, c in zip(values[bad][:8], counts[bad][:8]))
         raise DatasetError(
             f"{path}: label values outside 0..{num_classes - 1} (and not the ignore value "
-            f"{ignore_index}): {detail}; fix the class count (classes.txt) or remap these "
-            f"values to valid classes or to {ignore_index}"
+            f"{ignore_index}): {detail}; {_out_of_range_fix(values[bad], num_classes, ignore_index)}"
         )
+
+
+CITYSCAPES_LABEL_ID_HINT = (
+    "these look like Cityscapes labelIds (road = 7, sky = 23, car = 26), not the 19 trainIds: read the dataset "
+    "with --data cityscapes:ROOT, or pass --label-map with the labelId -> trainId table"
+)
+
+
+def _out_of_range_fix(bad: np.ndarray, num_classes: int, ignore_index: int) -> str:
+    # 19 classes and ids up to 33 (Cityscapes' last labelId): raw labelIds, which remapping, not classes.txt, fixes.
+    if num_classes == 19 and int(bad.max()) <= 33 and int(bad.min()) >= 0:
+        return CITYSCAPES_LABEL_ID_HINT
+    return (
+        f"fix the class count (classes.txt) or remap these values to valid classes or to {ignore_index} "
+        f"(--label-map FILE)"
+    )
 
 
 def check_same_size(image: np.ndarray, label: np.ndarray, image_path: Path, label_path: Path) -> None:

@@ -168,7 +168,9 @@ class RunConfig:
     """Options every training run shares (supervised training and self-supervised pretraining alike)."""
 
     data: str = option(
-        "synthetic", "training data: 'synthetic', 'camvid:PATH', a list file, or 'folders:IMAGES:LABELS'"
+        "synthetic",
+        "training data: 'synthetic', 'camvid:PATH', 'voc:PATH', 'cityscapes:PATH', 'ade20k:PATH', a list file, "
+        "or 'folders:IMAGES:LABELS' (see `pixelwise datasets`)",
     )
     val_data: str | None = option(
         None,
@@ -252,9 +254,23 @@ class RunConfig:
     ignore_index: int = option(
         255,
         "label value meaning 'no label' in list-file and folder data (e.g. 11 for CamVid's SegNet lists); mapped "
-        "to 255, which every loss and metric ignores (camvid: and synthetic data know their own)",
+        "to 255, which every loss and metric ignores (synthetic, camvid:, voc:, cityscapes: and ade20k: know their own)",
         minimum=0,
         maximum=255,
+    )
+    label_map: str | None = option(
+        None,
+        "list-file / folder data: YAML or JSON file mapping each id the label files hold to a class index or 255 "
+        "(e.g. Cityscapes labelIds -> trainIds); every id must be listed; predict writes NAME_ids.png back in "
+        "these ids",
+    )
+    label_suffix: str = option(
+        "",
+        "folders: data: remove this ending from label file stems before pairing (e.g. _gtFine_labelIds); label "
+        "files without it are left out",
+    )
+    image_suffix: str = option(
+        "", "folders: data: remove this ending from image file stems before pairing (e.g. _leftImg8bit)"
     )
     allow_partial: bool = option(
         False,
@@ -317,6 +333,25 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def data_options(self) -> dict[str, Any]:
+        """``build_dataset``'s keywords that say how this run's label files are read (void, map, suffixes)."""
+        return data_options(self)
+
+
+def data_options(config: Any, fallback: typing.Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """void / label_map / label_suffix / image_suffix of ``config``; fields left None come from ``fallback``
+    (eval: the training run's config stored in the checkpoint, so its labels are read the same way)."""
+    fallback = fallback or {}
+    names = {"void": "ignore_index", "label_map": "label_map", "label_suffix": "label_suffix",
+             "image_suffix": "image_suffix"}  # fmt: skip
+    defaults = {"void": 255, "label_map": None, "label_suffix": "", "image_suffix": ""}
+    options = {}
+    for key, name in names.items():
+        value = getattr(config, name, None)
+        options[key] = value if value is not None else fallback.get(name, defaults[key])
+    options["void"] = int(options["void"])
+    return options
+
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file; keys may use dashes or underscores. Problems are one-line :class:`ConfigError`."""
@@ -368,13 +403,26 @@ class InferenceOptions:
 
 @dataclass
 class EvalConfig(InferenceOptions):
-    data: str = option("", "data to score: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
+    data: str = option(
+        "",
+        "data to score: 'synthetic', 'camvid:PATH', 'voc:PATH', 'cityscapes:PATH', 'ade20k:PATH', a list file, "
+        "'folders:IMAGES:LABELS'",
+    )
     split: str = option("val", "split of --data to score")
     ignore_index: int | None = option(
         None,
         "label value meaning 'no label' in list-file / folder data (default: the training run's --ignore-index)",
         minimum=0,
         maximum=255,
+    )
+    label_map: str | None = option(
+        None, "list-file / folder data: label map file, as in train (default: the training run's --label-map)"
+    )
+    label_suffix: str | None = option(
+        None, "folders: data: label stem ending to remove before pairing (default: the training run's)"
+    )
+    image_suffix: str | None = option(
+        None, "folders: data: image stem ending to remove before pairing (default: the training run's)"
     )
     output: str | None = option(
         None, "folder for metrics.json and confusion.png (default: CHECKPOINT_DIR/eval-SPLIT)"

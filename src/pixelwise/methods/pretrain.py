@@ -9,7 +9,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from pixelwise.engine.config import RunConfig, option
+from pixelwise.engine.config import RunConfig, data_options, option
 
 
 @dataclass
@@ -115,11 +115,11 @@ def unlabelled_images(config: Any) -> tuple[list[Dataset], Dataset]:
     size = tuple(config.base_size) if config.base_size else None
     transform = train_transforms(tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter)
     parts = [
-        build_dataset(config.data, split, size=size, transform=transform, void=config.ignore_index)
+        build_dataset(config.data, split, size=size, transform=transform, **data_options(config))
         for split in config.splits
     ]
     val = build_dataset(validation_spec(config.data, config.val_data), "val", transform=eval_transforms(),
-                        cache=False, void=config.ignore_index)  # fmt: skip
+                        cache=False, **data_options(config))  # fmt: skip
     for dataset in parts:
         dataset.preload(progress=False)
     return parts, val

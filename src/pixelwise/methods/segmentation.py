@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.engine.checkpoint import has_current_geometry, load_checkpoint, without_training_branch
-from pixelwise.engine.config import RunConfig, option
+from pixelwise.engine.config import RunConfig, data_options, option
 from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.engine.evaluate import EvalOptions, evaluate
 from pixelwise.engine.trainer import Trainer
@@ -169,7 +169,7 @@ def evaluation_view(train: Any, config: TrainConfig) -> Any:
         return SegmentationDataset(train.pairs, train.info, transform=eval_transforms(), cache=False,
                                    label_map=train.label_map)  # fmt: skip
     return build_dataset(
-        config.data, "train", transform=eval_transforms(), cache=False, void=config.ignore_index
+        config.data, "train", transform=eval_transforms(), cache=False, **data_options(config)
     )
 
 
@@ -324,7 +324,7 @@ class SegmentationTask:
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
         train = build_dataset(
-            config.data, "train", size=base_size, transform=train_tf, void=config.ignore_index
+            config.data, "train", size=base_size, transform=train_tf, **data_options(config)
         )
         val = self.validation_dataset()
         train.preload(progress=False)
@@ -356,7 +356,7 @@ class SegmentationTask:
             "val",
             transform=eval_transforms(),
             cache=False,
-            void=config.ignore_index,
+            **data_options(config),
         )
 
     def build_model(self) -> tuple[nn.Module, float]:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from pixelwise.data import build_dataset, eval_transforms
 from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.engine.config import data_options
 from pixelwise.engine.distributed import all_reduce_sum, resolve_device
 from pixelwise.methods.distill.config import DistillConfig
 from pixelwise.methods.distill.divergence import ab_loss, classic_distillation_loss, l2_loss
@@ -72,7 +73,7 @@ class DistillationTask:
         config = self.config
         size = tuple(config.base_size) if config.base_size else None
         return build_dataset(config.data, split, size=size, transform=transform, cache=cache,
-                             void=config.ignore_index)  # fmt: skip
+                             **data_options(config))  # fmt: skip
 
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
+from pixelwise.engine.config import data_options
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.methods.label_ae.model import LabelAEConfig, LabelAutoencoder
 from pixelwise.methods.pretrain import PretrainConfig
@@ -64,7 +65,7 @@ class LabelAETask:
         base_size = tuple(config.base_size) if config.base_size else None
         transform = train_transforms(tuple(config.crop), tuple(config.scale), config.hflip, color_jitter=0.0)
         train = build_dataset(
-            config.data, "train", size=base_size, transform=transform, void=config.ignore_index
+            config.data, "train", size=base_size, transform=transform, **data_options(config)
         )
         # Val labels at the training resolution: the label model sees maps of one scale, as the network will.
         val = build_dataset(
@@ -72,7 +73,7 @@ class LabelAETask:
             "val",
             size=base_size,
             transform=eval_transforms(),
-            void=config.ignore_index,
+            **data_options(config),
         )
         for dataset in (train, val):
             dataset.preload(progress=False)

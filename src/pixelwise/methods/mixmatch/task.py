@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixelwise.data import DatasetInfo, build_dataset, eval_transforms, train_transforms, validation_spec
 from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.engine.config import data_options
 from pixelwise.methods.mixmatch.config import TuneConfig
 from pixelwise.methods.mixmatch.diagnose import centroid_diagnostic, patch_features
 from pixelwise.methods.mixmatch.graph import TRIPLET_SAMPLERS
@@ -51,7 +52,7 @@ class MixMatchTask:
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
         train = build_dataset(
-            config.data, "train", size=base_size, transform=transform, void=config.ignore_index
+            config.data, "train", size=base_size, transform=transform, **data_options(config)
         )
         # Val patches are cut at the training scale (--base-size), so the diagnostic sees patches like training's.
         val = build_dataset(
@@ -60,7 +61,7 @@ class MixMatchTask:
             size=base_size,
             transform=eval_transforms(),
             cache=False,
-            void=config.ignore_index,
+            **data_options(config),
         )
         train.preload(progress=False)
         self.info = train.info

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.data import build_dataset, eval_transforms
+from pixelwise.engine.config import data_options
 from pixelwise.engine.distributed import all_reduce_sum, resolve_device
 from pixelwise.engine.inference import rescale
 from pixelwise.engine.optim import class_weights
@@ -94,7 +95,7 @@ class ZoomOutTask(SegmentationTask):
         base_size = tuple(config.base_size) if config.base_size else None
         # Fixed features: the training images as they are (no crops or flips; mirror-max sees both sides).
         images = build_dataset(
-            config.data, "train", size=base_size, transform=eval_transforms(), void=config.ignore_index
+            config.data, "train", size=base_size, transform=eval_transforms(), **data_options(config)
         )
         images.preload(progress=False)
         self.info = images.info
