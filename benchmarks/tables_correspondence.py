@@ -124,5 +124,92 @@ def motion_table() -> list[str]:
     return rows + _commands(runs)
 
 
+def _keypoint_runs(prefix: str) -> list[dict]:
+    runs = [r for r in _load("correspondence") if r["tag"].startswith(prefix)]
+    return sorted(runs, key=lambda r: _arm_order(r["run"]))
+
+
+def transfer_keypoints_table() -> list[str]:
+    """P4: intraclass keypoint transfer, PCK at 0.1 / 0.05 / 0.025 of the box."""
+    runs = _keypoint_runs("p4_")
+    if not runs:
+        return []
+    rows = [
+        "### Intraclass keypoint transfer (`benchmarks/correspondence_keypoints.py --part p4`, spec P4, Table 2.2)",
+        "",
+        "Boxes + 10% margin warped to 96x96; 25 neighbours by deepest-stage cosine; MRF (beta by PCK on train "
+        "instances); neighbours ordered by deformation energy; median of the top 5. PCK % at alpha of max(h, w) of "
+        "the box [95% bootstrap over instances]; mean over keypoint types, then categories (synthetic: vehicle, "
+        "person; CamVid: car, pedestrian components, 4 extreme points + centroid).",
+        "",
+        "| backbone | data | method | beta (train) | PCK 0.1 | PCK 0.05 | PCK 0.025 | minutes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        for data, entry in r["datasets"].items():
+            for method, values in entry["methods"].items():
+                beta = entry.get("beta", {}).get(method, "-")
+                cells = [_interval(values["pck"][a]) for a in ("0.1", "0.05", "0.025")]
+                rows.append(
+                    f"| {r['run']} | {data} | {method} | {beta} | "
+                    + " | ".join(cells)
+                    + f" | {r['minutes']} |"
+                )
+    return rows + _commands(runs)
+
+
+def classify_keypoints_table() -> list[str]:
+    """P5: keypoint classification accuracy per stage / SIFT radius, and the sub-stride test."""
+    runs = _keypoint_runs("p5_")
+    if not runs:
+        return []
+    rows = [
+        "### Keypoint classification (`benchmarks/correspondence_keypoints.py --part p5`, spec P5, Table 2.3)",
+        "",
+        "Which keypoint type sits at a given (image, point): the cell whose rf centre is nearest, one-vs-rest linear "
+        "SVMs, C by 5-fold CV over training instances; accuracy % on held-out instances [95% bootstrap]. "
+        "Sub-stride: fraction of 1-px argmaxes (shift-and-stitch, 21x21 window) within s/4 of the truth vs the "
+        "uniform rate.",
+        "",
+        "| backbone | data | feature | accuracy | sub-stride hits (uniform rate) | minutes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        for data, entry in r["datasets"].items():
+            for feature, values in entry["features"].items():
+                sub = (entry.get("substride") or {}).get(feature)
+                hit = "-" if not sub else f"{100 * sub['fraction']:.1f} ({100 * sub['uniform_rate']:.1f})"
+                rows.append(f"| {r['run']} | {data} | {feature} | {_interval(values['accuracy'])} | {hit} | "
+                            f"{r['minutes']} |")  # fmt: skip
+    return rows + _commands(runs)
+
+
+def predict_keypoints_table() -> list[str]:
+    """P6: keypoint prediction with and without the nearest-neighbour prior."""
+    runs = _keypoint_runs("p6_")
+    if not runs:
+        return []
+    rows = [
+        "### Keypoint prediction (`benchmarks/correspondence_keypoints.py --part p6`, spec P6, Table 2.4)",
+        "",
+        "Synthetic boxes (jittered) rescaled to 128; layer3 cells in 3x3 blocks (conv) or dense SIFT at stride 8; "
+        "linear SVMs with hard negatives; the prior is a Gaussian (sigma 0.044 S) at the nearest training "
+        "instance's keypoint; C and eta by CV on train. PCK@0.1 % [95% bootstrap].",
+        "",
+        "| backbone | "
+        + " | ".join(
+            ("conv", "conv + prior", "prior only (conv NN)", "SIFT", "SIFT + prior", "prior only (SIFT NN)")
+        )
+        + " | minutes |",  # fmt: skip
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = ("conv", "conv+prior", "conv_prior_only", "sift", "sift+prior", "sift_prior_only")
+    for r in runs:
+        cells = [_interval(r["methods"][k]["pck"]["0.1"]) if k in r["methods"] else "-" for k in keys]
+        rows.append(f"| {r['run']} | " + " | ".join(cells) + f" | {r['minutes']} |")
+    return rows + _commands(runs)
+
+
 def correspondence_tables() -> list[list[str]]:
-    return [locality_table(), warps_table(), motion_table()]
+    return [locality_table(), warps_table(), motion_table(), transfer_keypoints_table(), classify_keypoints_table(),
+            predict_keypoints_table()]  # fmt: skip

@@ -40,7 +40,9 @@ def evaluate_checkpoint(
     model, meta = build_model_from_checkpoint(checkpoint, expect="segmentation")
     # Unset options fall back to the training run's: its data used that "no label" value, label map, suffixes.
     options = data_options(config, meta.get("config", {}))
-    if has_splits(config.data):  # voc:, cityscapes:, ...: their own ids; the run's --label-map was for its files
+    if has_splits(
+        config.data
+    ):  # voc:, cityscapes:, ...: their own ids; the run's --label-map was for its files
         options.update(data_options(config))
     dataset = build_dataset(config.data, config.split, transform=eval_transforms(), **options)
     trained_classes = meta["dataset"]["class_names"]
