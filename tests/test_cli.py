@@ -32,6 +32,8 @@ SUBCOMMANDS = (
     "distill",
     "correspond",
     "proposals",
+    "joint",
+    "parts",
 )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from pixelwise.cli.options import add_dataclass_arguments, build_config, checked_flag
 from pixelwise.engine.config import EvalConfig, ExportConfig, PredictConfig, data_options, option_fields
 from pixelwise.methods.colorization.config import ColorizeConfig
-from pixelwise.methods.depth import DepthConfig
 from pixelwise.methods.pretrain import PretrainConfig
 from pixelwise.methods.segmentation import TrainConfig
 from pixelwise.methods.zoomout.config import ZoomOutConfig
@@ -291,25 +290,9 @@ def run_zoomout(args: argparse.Namespace) -> int:
 
 
 def register_depth(sub: argparse._SubParsersAction) -> None:
-    add_config_command(
-        sub,
-        "depth",
-        "train a monocular depth model",
-        "Depth from RGB (Mostajabi thesis §5.5): any --arch / --backbone with one output read as log depth, L1 "
-        "loss in metres on the pixels with known depth; validation prints RMSE, RMSE(log), AbsRel, SqRel and "
-        "delta < 1.25^k. Needs data with depth (the synthetic scenes).",
-        DepthConfig,
-        run_depth,
-    )
+    from pixelwise.cli.depth import register_depth as register
 
-
-def run_depth(args: argparse.Namespace) -> int:
-    from pixelwise.engine.trainer import train
-    from pixelwise.methods.depth import DepthTask
-
-    config = build_config(DepthConfig, args)
-    print(json.dumps(train(config, DepthTask(config)), indent=2))
-    return 0
+    register(sub)
 
 
 def register_weak(sub: argparse._SubParsersAction) -> None:
@@ -336,6 +319,18 @@ def register_proposals(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
+def register_joint(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.joint import register_joint as register
+
+    register(sub)
+
+
+def register_parts(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.cli.parts import register_parts as register
+
+    register(sub)
+
+
 REGISTER = [
     register_train,
     register_pretrain,
@@ -354,4 +349,6 @@ REGISTER = [
     register_distill,
     register_correspond,
     register_proposals,
+    register_joint,
+    register_parts,
 ]
