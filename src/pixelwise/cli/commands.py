@@ -87,6 +87,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
         from pixelwise.methods.multiproxy import MultiProxyTask
 
         task = MultiProxyTask(config)
+    elif config.method == "autoencoder":
+        from pixelwise.methods.autoencoder import AutoencoderTask
+
+        task = AutoencoderTask(config)
     else:
         from pixelwise.methods.colorization import ColorizationTask
 
