@@ -325,3 +325,29 @@ def test_predict_paints_in_the_dataset_palette_and_writes_its_own_ids(tmp_path: 
     assert ids[0, 0] == 26 and ids[-1, 0] == 7  # labelIds (car, road), not trainIds
     colours = np.asarray(Image.open(out / "street_labels.png").convert("RGB"))
     assert tuple(colours[0, 0]) == (0, 0, 142) and tuple(colours[H - 1, 0]) == (128, 64, 128)
+
+
+def test_pipeline_reads_folders_through_suffixes_and_a_label_map(tmp_path: Path) -> None:
+    """Every pipeline stage reads labels the way `train` does: suffix pairing and the label map reach them all."""
+    images, labels = _cityscapes_folders(tmp_path)
+    label_map = tmp_path / "cityscapes.yaml"
+    label_map.write_text("".join(f"{k}: {v}\n" for k, v in LABEL_ID_TO_TRAIN_ID.items()))
+    out = tmp_path / "pipe"
+    spec = f"folders:{images}:{labels}"
+    flags = ["--data", spec, "--val-data", spec, "--label-map", str(label_map)]
+    flags += ["--label-suffix", "_gtFine_labelIds", "--image-suffix", "_leftImg8bit", "--output", str(out)]
+    flags += [
+        "--pretrain-epochs",
+        "0",
+        "--mixmatch-epochs",
+        "0",
+        "--label-ae-epochs",
+        "0",
+        "--train-epochs",
+        "1",
+    ]
+    flags += ["--crop", "32", "48", "--base-size", "32", "48", "--batch-size", "2", "--device", "cpu"]
+    assert main(["pipeline", *flags]) == 0
+    stored = (out / "4-segmentation" / "config.yaml").read_text()
+    assert "_gtFine_labelIds" in stored and str(label_map) in stored
+    assert json.loads((out / "4-segmentation" / "metrics.json").read_text())

@@ -24,7 +24,7 @@ import torch
 import yaml
 
 from pixelwise.data import has_splits, validation_spec
-from pixelwise.engine.config import EvalConfig, RunConfig, option
+from pixelwise.engine.config import EvalConfig, RunConfig, data_options, option
 from pixelwise.engine.state import RESUMABLE_CHANGES
 from pixelwise.engine.task import Task
 from pixelwise.engine.trainer import Trainer
@@ -86,6 +86,17 @@ class PipelineConfig:
         "label value meaning 'no label' in list-file and folder data, for every stage (see `train --ignore-index`)",
         minimum=0,
         maximum=255,
+    )
+    label_map: str | None = option(
+        None,
+        "list-file / folder data: YAML or JSON map of the label files' ids to class indices or 255, for every "
+        "stage (see `train --label-map`)",
+    )
+    label_suffix: str = option(
+        "", "folders: data: ending removed from label file stems before pairing (see `train --label-suffix`)"
+    )
+    image_suffix: str = option(
+        "", "folders: data: ending removed from image file stems before pairing (see `train --image-suffix`)"
     )
     select_fraction: float = option(
         0.0,
@@ -192,6 +203,9 @@ def _shared(config: PipelineConfig) -> dict[str, Any]:
         seed=config.seed,
         device=config.device,
         ignore_index=config.ignore_index,
+        label_map=config.label_map,
+        label_suffix=config.label_suffix,
+        image_suffix=config.image_suffix,
     )
 
 
@@ -329,7 +343,8 @@ def colorize_examples(config: PipelineConfig, checkpoint: Path, folder: Path) ->
     from pixelwise.report.images import save_colorization_panel
 
     model, _ = build_model_from_checkpoint(checkpoint)
-    dataset = build_dataset(validation_spec(config.data, config.val_data), "val")
+    options = data_options(config)
+    dataset = build_dataset(validation_spec(config.data, config.val_data), "val", **options)
     paths = []
     for index in range(min(config.colorize_examples, len(dataset))):
         image = dataset[index][0][None]
