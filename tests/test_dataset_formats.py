@@ -92,6 +92,9 @@ def test_voc_aug_split_reads_segmentation_class_aug(tmp_path: Path) -> None:
         assert len(aug) == 2 and set(aug[0][1]["seg"].unique().tolist()) == {1, 255}
     plain = build_dataset(f"voc:{root}", "voc-train")
     assert set(plain[0][1]["seg"].unique().tolist()) == {0, 15}
+    noaug = build_dataset(f"voc-noaug:{root}", "train")  # what `train --data voc-noaug:PATH` reads
+    assert [pair[1].parent.name for pair in noaug.pairs] == ["SegmentationClass"] * len(noaug)
+    assert len(build_dataset(f"voc-noaug:{root}", "val")) == len(build_dataset(f"voc:{root}", "val"))
     with pytest.raises(DatasetError, match="SegmentationClassAug"):
         build_dataset(f"voc:{_voc(tmp_path / 'plain')}", "aug")
 

@@ -21,16 +21,17 @@ from pixelwise.data.validation import (
     parse_list_file,
     skip_report,
 )
-from pixelwise.data.voc import voc_dataset
+from pixelwise.data.voc import voc_dataset, voc_noaug_dataset
 
 SPEC_HELP = (
-    "'synthetic[:N[:HxW]]', 'camvid:PATH', 'voc:PATH', 'cityscapes:PATH', 'ade20k:PATH', "
+    "'synthetic[:N[:HxW]]', 'camvid:PATH', 'voc:PATH', 'voc-noaug:PATH', 'cityscapes:PATH', 'ade20k:PATH', "
     "'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
 )
 # Datasets with their own layout, splits, classes and label ids: spec prefix -> builder.
 FORMATS: dict[str, Callable[..., SegmentationDataset]] = {
     "camvid:": camvid_dataset,
     "voc:": voc_dataset,
+    "voc-noaug:": voc_noaug_dataset,
     "cityscapes:": cityscapes_dataset,
     "ade20k:": ade20k_dataset,
 }

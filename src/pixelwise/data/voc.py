@@ -98,3 +98,9 @@ def split_pairs(list_file: Path, images: Path, labels: Path) -> list[tuple[Path,
     if not pairs:
         raise DatasetError(f"{list_file}: split file lists no images; one image id per line")
     return pairs
+
+
+def voc_noaug_dataset(path: str | Path, split: str = "train", **options) -> SegmentationDataset:
+    """``voc-noaug:PATH``: VOC 2012 with its own 1,464 training images even when the SBD aug labels are there
+    (the comparison setting of papers that train without SBD)."""
+    return voc_dataset(path, "voc-train" if split == "train" else split, **options)
