@@ -17,6 +17,7 @@ from pixelwise.engine.checkpoint import inference_scales, resolve_checkpoint, se
 from pixelwise.engine.config import EvalConfig, data_options
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.evaluate import EvalOptions, evaluate
+from pixelwise.engine.runtimes import inference_runtime
 from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.metrics import scores_to_json
 from pixelwise.report.examples import save_examples
@@ -61,8 +62,9 @@ def evaluate_checkpoint(
     )
     loader = DataLoader(dataset, batch_size=1)
     info = dataset.info
+    runtime = inference_runtime(model.to(device), config.engine, meta, config.channels_last)
     scores, cm, kept = evaluate(
-        model.to(device), loader, info.num_classes, device, info.ignore_index, options, info.class_names
+        runtime, loader, info.num_classes, device, info.ignore_index, options, info.class_names
     )
     result = {**scores_to_json(scores), "checkpoint": str(checkpoint), "chosen": chosen, "scales": scales}
     output = Path(config.output or checkpoint.parent / f"eval-{config.split}")

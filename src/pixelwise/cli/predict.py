@@ -13,6 +13,7 @@ from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
+from pixelwise.engine.runtimes import inference_runtime
 from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.report.images import add_legend, colorize_labels, overlay, save_png
 
@@ -60,7 +61,7 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         raise ValueError("predict needs --checkpoint")
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
-    model.to(device)
+    model = inference_runtime(model.to(device), config.engine, meta, config.channels_last)
     scales, scales_from = inference_scales(config.scales, meta)
     print(f"predicting at scales {scales} ({scales_from})")
     palette = [tuple(c) for c in meta["dataset"]["palette"]]

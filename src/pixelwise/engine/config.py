@@ -399,6 +399,17 @@ class InferenceOptions:
     window: list[int] | None = option(
         None, "sliding-window inference with H W tiles (1/3 overlap)", length=2, minimum=1
     )
+    engine: str = option(
+        "torch",
+        "how the network runs: torch (eager PyTorch), compile (torch.compile; falls back to eager with a warning "
+        "when compiling fails) or onnx (exported once and run by onnxruntime on the CPU; pip install "
+        "'pixelwise[export]'); benchmarks/inference_speed.py measures them",
+        choices=("torch", "compile", "onnx"),
+    )
+    channels_last: bool = option(
+        False,
+        "--engine torch / compile: channels-last tensors and weights (faster convolutions on some CPUs)",
+    )
 
 
 @dataclass

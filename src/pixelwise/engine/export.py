@@ -33,7 +33,8 @@ class ScaledLogits(nn.Module):
         return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _require(module: str) -> None:
+def require(module: str) -> None:
+    """A one-line error naming the extra to install when the optional ``module`` is missing."""
     import importlib.util
 
     if importlib.util.find_spec(module) is None:
@@ -67,7 +68,7 @@ def export_module(
 ) -> Path:
     """Write any inference ``module`` taking ``images`` to ``path`` as ONNX (dynamo exporter), outputs named
     ``output_names`` in the order it returns them; fixed input size unless ``dynamic_shapes`` says otherwise."""
-    _require("onnxscript")
+    require("onnxscript")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     program = torch.onnx.export(
@@ -84,7 +85,7 @@ def export_module(
 
 def onnx_run(path: str | Path, images: torch.Tensor) -> list[torch.Tensor]:
     """Every output of the ONNX graph at ``path`` on ``images``, by onnxruntime on the CPU."""
-    _require("onnxruntime")
+    require("onnxruntime")
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
