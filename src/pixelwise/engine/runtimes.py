@@ -13,6 +13,8 @@ so multi-scale, flip and sliding-window inference (``engine/inference.py``) work
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 import warnings
 from pathlib import Path
@@ -69,7 +71,8 @@ class OnnxSegmenter(nn.Module):
 
         self.folder = tempfile.TemporaryDirectory(prefix="pixelwise-onnx-")
         path = Path(self.folder.name) / "model.onnx"
-        with warnings.catch_warnings():  # the exporter's progress notes are not the user's concern
+        # The exporter's progress lines and warnings are not the user's concern here (`pixelwise export` shows them).
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             export_onnx(model.cpu().eval(), path, in_channels, (64, 96), dynamic=True)
         options = onnxruntime.SessionOptions()
