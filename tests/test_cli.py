@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 from pixelwise.cli.commands import REGISTER
-from pixelwise.cli.main import build_parser, main
+from pixelwise.cli.main import SUMMARIES, build_parser, main
 from pixelwise.cli.options import build_config
 from pixelwise.engine.config import ConfigError
 from pixelwise.methods.segmentation import TrainConfig
@@ -43,7 +45,17 @@ def test_every_subcommand_explains_itself(command: str, capsys) -> None:
         main([command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: pixelwise " + command in capsys.readouterr().out
-    assert len(REGISTER) == len(SUBCOMMANDS)
+    assert list(REGISTER) == list(SUMMARIES) == list(SUBCOMMANDS)
+
+
+def test_the_command_list_is_the_full_parsers_summaries_and_needs_no_torch() -> None:
+    actions = build_parser()._subparsers._group_actions[0]._choices_actions  # type: ignore[union-attr]
+    assert {action.dest: action.help for action in actions} == SUMMARIES
+    # `pixelwise --help` lists the commands without building them, so it answers without importing torch.
+    code = "import sys\nfrom pixelwise.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code += "print('torch imported:', 'torch' in sys.modules)"
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "proposals" in probe.stdout and "torch imported: False" in probe.stdout, probe.stdout[-500:]
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)

@@ -335,24 +335,25 @@ def register_parts(sub: argparse._SubParsersAction) -> None:
     register(sub)
 
 
-REGISTER = [
-    register_train,
-    register_pretrain,
-    register_tune,
-    register_eval,
-    register_predict,
-    register_colorize,
-    register_pipeline,
-    register_export,
-    register_datasets,
-    register_models,
-    register_label_ae,
-    register_zoomout,
-    register_weak,
-    register_depth,
-    register_distill,
-    register_correspond,
-    register_proposals,
-    register_joint,
-    register_parts,
-]
+# name -> the function that adds its full parser (cli/main.py lists the names with their summaries).
+REGISTER = {
+    "train": register_train,
+    "pretrain": register_pretrain,
+    "tune": register_tune,
+    "eval": register_eval,
+    "predict": register_predict,
+    "colorize": register_colorize,
+    "pipeline": register_pipeline,
+    "export": register_export,
+    "datasets": register_datasets,
+    "models": register_models,
+    "label-ae": register_label_ae,
+    "zoomout": register_zoomout,
+    "weak": register_weak,
+    "depth": register_depth,
+    "distill": register_distill,
+    "correspond": register_correspond,
+    "proposals": register_proposals,
+    "joint": register_joint,
+    "parts": register_parts,
+}

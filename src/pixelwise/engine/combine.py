@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from pixelwise.engine.config import COMBINERS
 from pixelwise.engine.errors import TrainingError
 
-COMBINERS = ("sum", "normsgd", "separate")
 HISTORY = 100  # NormSGD freezes s_m to the mean of its last 100 values (spec: multi-proxy.md)
 MIN_HISTORY = 10  # ... but not before it has seen this many
 

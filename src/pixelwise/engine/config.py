@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 
 import yaml
 
-from pixelwise.engine.combine import COMBINERS
+# The gradient combiners of engine/combine.py, named here so reading options never imports torch.
+COMBINERS = ("sum", "normsgd", "separate")
+
 
 _BOUNDS = ("minimum", "exclusive_minimum", "maximum", "exclusive_maximum")
 
