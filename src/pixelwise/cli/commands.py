@@ -8,11 +8,6 @@ from pathlib import Path
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config, checked_flag
 from pixelwise.engine.config import EvalConfig, ExportConfig, PredictConfig, data_options, option_fields
-from pixelwise.methods.colorization.config import ColorizeConfig
-from pixelwise.methods.pretrain import PretrainConfig
-from pixelwise.methods.segmentation import TrainConfig
-from pixelwise.methods.zoomout.config import ZoomOutConfig
-from pixelwise.pipeline import PipelineConfig
 
 
 def add_config_command(
@@ -34,6 +29,8 @@ def add_config_command(
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.methods.segmentation import TrainConfig
+
     add_config_command(
         sub,
         "train",
@@ -47,7 +44,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
-    from pixelwise.methods.segmentation import SegmentationTask
+    from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 
     config = build_config(TrainConfig, args)
     scores = train(config, SegmentationTask(config))
@@ -56,6 +53,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def register_pretrain(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.methods.pretrain import PretrainConfig
+
     add_config_command(
         sub,
         "pretrain",
@@ -77,6 +76,7 @@ def register_pretrain(sub: argparse._SubParsersAction) -> None:
 
 def run_pretrain(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
+    from pixelwise.methods.pretrain import PretrainConfig
 
     config = build_config(PretrainConfig, args)
     if config.method == "label-ae":
@@ -101,6 +101,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def register_colorize(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.methods.colorization.config import ColorizeConfig
+
     parser = add_config_command(
         sub,
         "colorize",
@@ -116,6 +118,7 @@ def register_colorize(sub: argparse._SubParsersAction) -> None:
 
 def run_colorize(args: argparse.Namespace) -> int:
     from pixelwise.cli.colorize import colorize_images
+    from pixelwise.methods.colorization.config import ColorizeConfig
 
     colorize_images(build_config(ColorizeConfig, args), [Path(p) for p in args.images])
     return 0
@@ -161,6 +164,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def register_pipeline(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.pipeline import PipelineConfig
+
     add_config_command(
         sub,
         "pipeline",
@@ -175,6 +180,7 @@ def register_pipeline(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
+    from pixelwise.pipeline import PipelineConfig
     from pixelwise.pipeline import run_pipeline as pipeline
 
     scores = pipeline(build_config(PipelineConfig, args))
@@ -204,6 +210,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def register_datasets(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.methods.segmentation import TrainConfig
+
     parser = sub.add_parser(
         "datasets",
         help="describe and validate a dataset",
@@ -267,6 +275,8 @@ def register_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def register_zoomout(sub: argparse._SubParsersAction) -> None:
+    from pixelwise.methods.zoomout.config import ZoomOutConfig
+
     add_config_command(
         sub,
         "zoomout",
@@ -284,6 +294,7 @@ def register_zoomout(sub: argparse._SubParsersAction) -> None:
 def run_zoomout(args: argparse.Namespace) -> int:
     from pixelwise.engine.trainer import train
     from pixelwise.methods.zoomout import ZoomOutTask
+    from pixelwise.methods.zoomout.config import ZoomOutConfig
 
     config = build_config(ZoomOutConfig, args)
     scores = train(config, ZoomOutTask(config))
