@@ -303,7 +303,7 @@ def mixmatch_table() -> list[str]:
         "over seeds, gap paired by seed. Patch features: nearest-class-centroid accuracy (%) and intra/inter "
         "class distance ratio of val patches, embedded by the backbone before -> after the middle stage.",
         "",
-        "| labels | arm | seeds | FT mean IoU | gap vs colorization_ft | centroid acc before -> after | intra/inter before -> after |",
+        "| labels | arm | seeds | FT mean IoU | gap vs colorization_ft (same pretraining) | centroid acc before -> after | intra/inter before -> after |",
         "|---|---|---|---|---|---|---|",
     ]
     order = sorted(arms, key=lambda key: (-key[0], key[1] != "colorization_ft", key[1]))
@@ -315,8 +315,10 @@ def mixmatch_table() -> list[str]:
             ratio = " -> ".join(
                 f"{sum(x[i]['intra_inter_ratio'] for x in stages) / len(stages):.2f}" for i in (0, 1)
             )
-        baseline = arms.get((fraction, "colorization_ft"), {})
-        gap = "-" if arm == "colorization_ft" else _paired_gap(by_seed, baseline)
+        # The baseline is colorization -> FT from the same pretraining (e.g. the geo_ checkpoint for _geo_* arms).
+        family = "geo" if arm.split("_ft", 1)[-1].startswith("geo") else ""
+        baseline = arms.get((fraction, "colorization_ft" + family), {})
+        gap = "-" if arm.startswith("colorization_ft") else _paired_gap(by_seed, baseline)
         rows.append(
             f"| {fraction:.0%} | {arm} | {len(by_seed)} | {_mean_std(list(by_seed.values()))} | {gap} | {acc} "
             f"| {ratio} |"
