@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables_common import RESULTS, ROOT, _commands, _load, fmt  # noqa: E402
 from tables_correspondence import correspondence_tables  # noqa: E402
+from tables_mixtures import mixture_tables  # noqa: E402
 from tables_regions import region_tables  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
@@ -565,6 +566,7 @@ def main() -> None:
         multiproxy_bench_tables(),
         *correspondence_tables(),
         *region_tables(),
+        *mixture_tables(),
         peers_table(),
         loop_overhead_line(),
     ]

@@ -84,6 +84,12 @@ KINDS: dict[str, Kind] = {
         "`pixelwise train --regularizer label-ae --label-ae` (a label model, not a predictor)",
         "label-ae",
     ),
+    "autoencoder": Kind(
+        None, "`pixelwise train --init-from` (a pretrained encoder, not a predictor)", "autoencoder"
+    ),
+    "parts-net": Kind(
+        None, "`pixelwise parts eval` / `parts show` (a mixture-of-parts classifier)", "parts-net"
+    ),
 }
 
 

@@ -1,6 +1,6 @@
 """The ``pixelwise pretrain`` command's options, shared by its self-supervised methods: colorization (Larsson
 Ch. 3), jigsaw, relative motion and several of them on one backbone (Larsson Ch. 4), and the label autoencoder
-(Mostajabi et al. 2018 §3.1)."""
+(Mostajabi et al. 2018 §3.1) and the (shortcut) autoencoder baseline (Larsson §1.3)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ class PretrainConfig(RunConfig):
         "colorization",
         "pretext task: colorization (grey-input network, Larsson Ch. 2-3), jigsaw (2x2 puzzles, 24 "
         "permutations), motion (binned relative flow of point pairs, needs --flow-data), multi (the --tasks "
-        "on one 3-channel backbone, Larsson Ch. 4; see --combine) or label-ae (an autoencoder of the "
-        "training label maps alone, Mostajabi 2018 §3.1)",
-        choices=("colorization", "jigsaw", "motion", "multi", "label-ae"),
+        "on one 3-channel backbone, Larsson Ch. 4; see --combine), label-ae (an autoencoder of the "
+        "training label maps alone, Mostajabi 2018 §3.1) or autoencoder (an RGB image autoencoder, with "
+        "--shortcuts the shortcut autoencoder, Larsson §1.3)",
+        choices=("colorization", "jigsaw", "motion", "multi", "label-ae", "autoencoder"),
     )
     tasks: list[str] = option(
         ["colorization", "jigsaw"],
@@ -94,6 +95,23 @@ class PretrainConfig(RunConfig):
         "label-ae: fraction of the train label maps it learns from (the seeded subset `train` uses)",
         exclusive_minimum=0,
         maximum=1,
+    )
+    shortcuts: list[str] = option(
+        [],
+        "autoencoder: backbone stages whose truncated paths (encoder up to the stage, the shared decoder back) add "
+        "a reconstruction loss, e.g. layer1 layer2 layer3 (Larsson §1.3.2: conv2 conv4 fc6); none: a plain "
+        "autoencoder",
+    )
+    shortcut_weight: float = option(
+        1.0,
+        "autoencoder: λ of ℓ = ℓ_L + λ Σ ℓ_k (Eq. 1.12; the thesis uses 1; 0: a plain autoencoder)",
+        minimum=0,
+    )
+    ae_dropout: float = option(
+        0.5,
+        "autoencoder: dropout on the code each path decodes (limits the information through it, §1.3.3)",
+        minimum=0,
+        exclusive_maximum=1,
     )
     label_ae_stride: int | None = option(
         None,
