@@ -44,7 +44,7 @@ from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.mixmatch import DiagnoseConfig, MixMatchTask, diagnose
 from pixelwise.methods.mixmatch.config import TuneConfig
-from pixelwise.methods.segmentation import TrainConfig
+from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from colorization_transfer import epochs_for, pretrained_checkpoint, recipe  # noqa: E402
@@ -84,9 +84,9 @@ def tune_config(
 
 
 def fit(config: Any, task: Any = None) -> tuple[dict[str, Any], int, float]:
-    """Train (or resume) one stage -> (final scores, iterations, minutes)."""
+    """Train (or resume) one stage -> (final scores, iterations, minutes); no ``task``: segmentation."""
     started = time.time()
-    trainer = Trainer(config, task)
+    trainer = Trainer(config, task if task is not None else SegmentationTask(config))
     scores = trainer.fit()
     return scores, trainer.state.iteration, (time.time() - started) / 60
 
