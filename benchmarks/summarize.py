@@ -6,12 +6,14 @@ Numbers in docs/results.md come only from here (never typed by hand). Usage: pyt
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tables_common import RESULTS, ROOT, _commands, _load, fmt  # noqa: E402
 from tables_correspondence import correspondence_tables  # noqa: E402
+from tables_depth_joint import depth_joint_tables  # noqa: E402
 from tables_mixtures import mixture_tables  # noqa: E402
 from tables_regions import region_tables  # noqa: E402
 
@@ -205,7 +207,8 @@ def colorization_transfer_table() -> list[str]:
 
 def _code(record: dict) -> str:
     """Which code measured a record: before the geometry fix (2026-12-01) or after it (tags geo_...)."""
-    return "geometry fix" if record["tag"].startswith("geo_") or "_geo_" in record["tag"] else "misaligned"
+    after = re.match(r"geo\d*_", record["tag"]) or re.search(r"_geo\d*(_|$)", record["tag"])
+    return "geometry fix" if after else "misaligned"
 
 
 def label_efficiency_plot() -> list[str]:
@@ -317,7 +320,8 @@ def mixmatch_table() -> list[str]:
                 f"{sum(x[i]['intra_inter_ratio'] for x in stages) / len(stages):.2f}" for i in (0, 1)
             )
         # The baseline is colorization -> FT from the same pretraining (e.g. the geo_ checkpoint for _geo_* arms).
-        family = "geo" if arm.split("_ft", 1)[-1].startswith("geo") else ""
+        variant = arm.split("_ft", 1)[-1]  # e.g. _geo2_margin0.5 -> the family _geo2
+        family = "_" + variant.split("_")[1] if variant.startswith("_geo") else ""
         baseline = arms.get((fraction, "colorization_ft" + family), {})
         gap = "-" if arm.startswith("colorization_ft") else _paired_gap(by_seed, baseline)
         rows.append(
@@ -567,6 +571,7 @@ def main() -> None:
         *correspondence_tables(),
         *region_tables(),
         *mixture_tables(),
+        *depth_joint_tables(),
         peers_table(),
         loop_overhead_line(),
     ]

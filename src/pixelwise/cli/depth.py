@@ -18,7 +18,9 @@ def register_depth(sub: argparse._SubParsersAction) -> None:
         "train a monocular depth model",
         "Depth from RGB (Mostajabi thesis §5.5): any --arch / --backbone with one output read as log depth, L1 "
         "loss in metres on the pixels with known depth; validation prints RMSE, RMSE(log), AbsRel, SqRel and "
-        "delta < 1.25^k. Needs data with depth (the synthetic scenes).",
+        "delta < 1.25^k. --input seg / seg+rgb reads the ground-truth labels (one binary mask per class) "
+        "instead of or besides RGB, pred-seg / pred-seg+rgb a segmentation run's class probabilities "
+        "(--seg-from; Table 5.5). Needs data with depth (the synthetic scenes, rgbd:LIST_FILE).",
         DepthConfig,
         run_depth,
     )

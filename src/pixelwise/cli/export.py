@@ -6,7 +6,7 @@ import torch
 
 from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import ExportConfig
-from pixelwise.engine.export import export_onnx, onnx_max_difference
+from pixelwise.engine.export import export_module, export_onnx, onnx_max_difference, onnx_run
 from pixelwise.methods.kinds import build_model_from_checkpoint
 
 
@@ -15,7 +15,10 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     if not config.checkpoint:
         raise ValueError("export needs --checkpoint (a run folder or .safetensors file)")
     model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
-    if meta["model"]["kind"] != "segmentation":  # superpixel zoom-out runs SLIC (scikit-image) in its forward
+    if meta["model"]["kind"] == "depth-seg":  # the joint model as-is: RGB in, logits and depth out
+        return export_joint(model, config)
+    # superpixel zoom-out runs SLIC (scikit-image) in its forward
+    if meta["model"]["kind"] == "zoomout-superpixel":
         raise ValueError(
             f"{config.checkpoint}: superpixel zoom-out cannot be expressed in ONNX (SLIC runs inside the model); "
             "export an end-to-end `--arch zoomout` model instead"
@@ -32,4 +35,35 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     size = (height + 7, width - 5) if config.dynamic else (height, width)
     difference = onnx_max_difference(path, model, torch.rand(1, in_channels, *size), scale)
     print(f"onnxruntime vs PyTorch on a {size[0]}x{size[1]} image: max |logit difference| {difference:.2e}")
+    return difference
+
+
+class JointOutputs(torch.nn.Module):
+    """The joint depth + segmentation model (Mostajabi §5.5.2) with its final part's two outputs as a tuple."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = self.model(images)
+        return outputs["seg"], outputs["depth"]
+
+
+def export_joint(model: torch.nn.Module, config: ExportConfig) -> float | None:
+    """Write the joint model as ONNX (``images`` -> ``logits``, ``depth`` in metres); check both outputs."""
+    shapes = None
+    if config.dynamic:
+        dim = torch.export.Dim
+        shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
+    module = JointOutputs(model).eval()
+    path = export_module(module, config.output, torch.rand(1, 3, *config.size), ["logits", "depth"], shapes)
+    print(f"wrote {path} (input 'images' [N, 3, H, W] in [0, 1], outputs 'logits' and 'depth' in metres)")
+    if not config.check:
+        return None
+    images = torch.rand(1, 3, *config.size)
+    with torch.no_grad():
+        expected = module(images)
+    difference = max(float((a - b).abs().max()) for a, b in zip(onnx_run(path, images), expected))
+    print(f"onnxruntime vs PyTorch: max |difference| {difference:.2e} (logits and depth)")
     return difference

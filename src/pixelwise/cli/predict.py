@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from pixelwise.data.rgbd import write_depth_png
 from pixelwise.data.validation import IMAGE_EXTENSIONS, load_image
 from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import PredictConfig
@@ -15,7 +16,7 @@ from pixelwise.engine.distributed import resolve_device
 from pixelwise.engine.inference import predict_probabilities
 from pixelwise.engine.runtimes import inference_runtime
 from pixelwise.methods.kinds import build_model_from_checkpoint
-from pixelwise.report.images import add_legend, colorize_labels, overlay, save_png
+from pixelwise.report.images import add_legend, colorize_depth, colorize_labels, overlay, save_png
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -61,6 +62,10 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         raise ValueError("predict needs --checkpoint")
     device = resolve_device(config.device)
     model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
+    described = meta["model"]
+    # Joint depth + segmentation and multi-task models also predict depth: written beside the labels.
+    has_depth = described["kind"] == "depth-seg" or "depth" in described.get("outputs", {})
+    depth_model = model.to(device) if has_depth else None
     model = inference_runtime(model.to(device), config.engine, meta, config.channels_last)
     scales, scales_from = inference_scales(config.scales, meta)
     print(f"predicting at scales {scales} ({scales_from})")
@@ -82,5 +87,9 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         shown = add_legend(overlay(image, labels, palette, config.alpha), names, palette, [labels])
         save_png(shown, output / f"{path.stem}_overlay.png")
         save_ids_png(labels.numpy().astype(np.uint8), ids_lut, output / f"{path.stem}_ids.png")
+        if depth_model is not None:  # colour-mapped for people, 16-bit millimetres for tools
+            depth = depth_model(batch)["depth"][0, 0].float().cpu()
+            save_png(colorize_depth(depth), output / f"{path.stem}_depth.png")
+            write_depth_png(output / f"{path.stem}_depth_mm.png", depth)
     print(f"wrote {len(written)} predictions to {output}")
     return written

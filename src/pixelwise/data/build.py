@@ -12,6 +12,8 @@ from pixelwise.data.camvid import camvid_dataset
 from pixelwise.data.cityscapes import cityscapes_dataset, refuse_label_ids_without_map
 from pixelwise.data.info import DatasetInfo, read_classes_file
 from pixelwise.data.label_maps import LabelMap, read_label_map
+from pixelwise.data.rgbd import RGBDDataset, rgbd_dataset
+from pixelwise.data.scene import VARIANTS
 from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.data.synthetic import SyntheticScenes
 from pixelwise.data.validation import (
@@ -24,7 +26,8 @@ from pixelwise.data.validation import (
 from pixelwise.data.voc import voc_dataset, voc_noaug_dataset
 
 SPEC_HELP = (
-    "'synthetic[:N[:HxW]]', 'camvid:PATH', 'voc:PATH', 'voc-noaug:PATH', 'cityscapes:PATH', 'ade20k:PATH', "
+    "'synthetic[:N[:HxW[:hard]]]', 'camvid:PATH', 'voc:PATH', 'voc-noaug:PATH', 'cityscapes:PATH', 'ade20k:PATH', "
+    "'rgbd:LIST_FILE' ('image depth [label]' lines, 16-bit millimetre depth PNGs), "
     "'folders:IMAGES_DIR:LABELS_DIR' or a path to an 'image label' list file"
 )
 # Datasets with their own layout, splits, classes and label ids: spec prefix -> builder.
@@ -58,15 +61,25 @@ def validation_spec(data: str, val_data: str | None) -> str:
     return data
 
 
-def parse_synthetic_spec(spec: str, split: str) -> tuple[int, tuple[int, int]]:
-    """``synthetic[:N[:HxW]]`` -> (images in this split, (H, W)); val/test splits get N // 4 (at least 4) images."""
+def synthetic_variant(spec: str) -> str:
+    """The world of ``synthetic:N:HxW:VARIANT`` (``hard``: per-scene camera height, texture in metres;
+    data/scene.py); ``default`` without one."""
     parts = spec.split(":")
+    return parts[3] if len(parts) > 3 else "default"
+
+
+def parse_synthetic_spec(spec: str, split: str) -> tuple[int, tuple[int, int]]:
+    """``synthetic[:N[:HxW[:hard]]]`` -> (images in this split, (H, W)); val/test splits get N // 4 (at least 4)
+    images. The optional fourth part picks the world (:func:`synthetic_variant`)."""
+    parts = spec.split(":")
+    if len(parts) == 4 and parts[3] in VARIANTS:
+        parts = parts[:3]
     try:
         n = int(parts[1]) if len(parts) > 1 else 200
         height, width = (int(v) for v in parts[2].lower().split("x")) if len(parts) > 2 else (120, 160)
     except ValueError as exc:
         raise DatasetError(
-            f"{spec}: bad synthetic spec; use synthetic, synthetic:N or synthetic:N:HxW"
+            f"{spec}: bad synthetic spec; use synthetic, synthetic:N, synthetic:N:HxW or synthetic:N:HxW:hard"
         ) from exc
     if len(parts) > 3 or n < 1 or height < 8 or width < 8:
         raise DatasetError(f"{spec}: bad synthetic spec; use synthetic:N:HxW with N >= 1 and H, W >= 8")
@@ -86,7 +99,7 @@ def build_dataset(
     label_map: str | Path | None = None,
     label_suffix: str = "",
     image_suffix: str = "",
-) -> SegmentationDataset | SyntheticScenes:
+) -> SegmentationDataset | SyntheticScenes | RGBDDataset:
     """Build a dataset from ``spec`` (see SPEC_HELP).
 
     ``void``: the label value a list-file or folder dataset uses for "no label" (--ignore-index); it is mapped to
@@ -100,7 +113,7 @@ def build_dataset(
     ``length`` is the number of synthetic images (default 200 train / 50 otherwise) and caps file datasets
     to their first ``length`` samples. ``seed`` only affects synthetic data.
     """
-    own_labels = spec == "synthetic" or spec.startswith(("synthetic:", *FORMATS))
+    own_labels = spec == "synthetic" or spec.startswith(("synthetic:", "rgbd:", *FORMATS))
     if own_labels and label_map:
         raise DatasetError(
             f"{label_map}: --label-map is for list-file and folders: data; {spec.split(':')[0]} data maps its "
@@ -117,6 +130,7 @@ def build_dataset(
             split=split,
             transform=transform,
             cache=cache,
+            variant=synthetic_variant(spec),
         )
     for prefix, builder in FORMATS.items():
         if spec.startswith(prefix):
@@ -125,6 +139,10 @@ def build_dataset(
             return builder(
                 spec[len(prefix) :], split, size=size, transform=transform, cache=cache, length=length
             )
+    if spec.startswith("rgbd:"):  # image + 16-bit depth PNG (+ labels on some lines): data/rgbd.py
+        if not spec[5:]:
+            raise DatasetError(f"{spec}: no path; use rgbd:LIST_FILE with 'image depth [label]' lines")
+        return rgbd_dataset(spec[5:], size=size, transform=transform, cache=cache, length=length)
     if spec.startswith("folders:"):
         parts = spec.split(":", 2)
         if len(parts) != 3 or not all(parts[1:]):

@@ -44,7 +44,13 @@ from pixelwise.data.camvid import camvid_dataset
 from pixelwise.data.info import CAMVID_INFO, SYNTHETIC_INFO, DatasetInfo, default_palette
 from pixelwise.data.segmentation import SegmentationDataset
 from pixelwise.data.synthetic import SyntheticScenes
-from pixelwise.data.validation import IMAGE_EXTENSIONS, DatasetError, load_image, load_label
+from pixelwise.data.validation import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    DecodedOnDemand,
+    load_image,
+    load_label,
+)
 
 if TYPE_CHECKING:
     from skimage.measure._regionprops import RegionProperties
@@ -256,7 +262,7 @@ _Raw = tuple[torch.Tensor, torch.Tensor, dict[int, int]]
 Source = SegmentationDataset | SyntheticScenes | Sequence[InstanceRecord]
 
 
-class InstanceDataset(Dataset):
+class InstanceDataset(DecodedOnDemand, Dataset):
     """Instance maps of a :class:`SegmentationDataset` (components of ``classes``), of :class:`SyntheticScenes`
     (painted objects of ``classes``) or of an instance folder's records, with the image; see the module doc.
 
@@ -353,22 +359,6 @@ class InstanceDataset(Dataset):
             instances = F.resize_image(instances[None], list(self.size), InterpolationMode.NEAREST_EXACT)[0]
             classes_of = {k: v for k, v in classes_of.items() if bool((instances == k).any())}
         return image.contiguous(), instances, classes_of
-
-    def preload(self, progress: bool = True) -> None:
-        """Decode every sample into the cache now (implies caching), e.g. before forking DataLoader workers."""
-        self.cache = True
-        for index in range(len(self)):
-            self.load_raw(index)
-
-    def validate(self, progress: bool = False) -> list[str]:
-        """One message per bad sample (empty list = all good)."""
-        problems = []
-        for index in range(len(self)):
-            try:
-                self.load_raw(index)
-            except DatasetError as exc:
-                problems.append(str(exc))
-        return problems
 
 
 def instance_dataset(

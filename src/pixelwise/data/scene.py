@@ -22,6 +22,14 @@ writes ``Scene.instances`` [h,w] (int32): object ``k`` of ``Scene.objects`` (pai
 :func:`object_keypoints` gives each vehicle and person its analytic keypoints (:data:`KEYPOINT_NAMES`),
 visible where the instance map holds the object's id. Neither draws a random number: every other output is
 bit-identical to the renderer's before.
+
+The harder world (``variant="hard"``; spec depth-joint.md "two harder variants"). In the default world depth
+is almost a function of the label layout: one camera height, so ground depth = f h / (row - horizon) with a
+known h, and textures sized in pixels, so RGB carries no texture-gradient cue. The hard variant draws a camera
+height per scene (``HARD_CAMERA_HEIGHT``) and a wider horizon range, and anchors the luminance texture to the
+world (cells of ``HARD_TEXTURE_CELL`` metres on every surface: finer with distance). It draws its own random
+numbers, so the default world's output is bit-identical to before; the second frame and the flow
+(:func:`render_second_frame`) are defined for the default world only.
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ SKY, BUILDING, ROAD, VEGETATION, VEHICLE, PERSON = range(6)
 FAR = 80.0  # metres; sky and the ground near the horizon
 CAMERA_HEIGHT = 1.5  # metres
 MIN_DEPTH = 0.1  # metres; nearer than this (or behind the camera) after the motion: no flow (NaN)
+HARD_CAMERA_HEIGHT = (0.8, 3.0)  # metres: a car's bonnet to a van's roof
+HARD_HORIZON = (0.2, 0.65)  # fraction of the image height (default world: 0.3-0.55)
+HARD_TEXTURE_CELL = 0.5  # metres per texture cell on every surface (hard variant)
+HARD_TEXTURE_GRID = 97  # cells per side of the periodic world texture (prime: no visible repeat)
+VARIANTS = ("default", "hard")
 
 # Per class: hue angle in the CbCr plane (degrees), chroma, and the per-instance luminance range. Luminance
 # ranges overlap widely so that grey level alone does not reveal the class (colour must come from context).
@@ -87,14 +100,16 @@ class _Object:
 
 @dataclass(frozen=True)
 class Camera:
-    """The renderer's pinhole camera: no pitch or roll, ``CAMERA_HEIGHT`` m above the ground."""
+    """The renderer's pinhole camera: no pitch or roll, ``height`` m above the ground (``CAMERA_HEIGHT``
+    except in the hard variant)."""
 
     horizon: float  # row of the horizon
     vx: float  # column of the vanishing point
     f: float  # focal length, pixels
+    height: float = CAMERA_HEIGHT  # metres
 
     def row(self, z: float) -> float:
-        return self.horizon + self.f * CAMERA_HEIGHT / z
+        return self.horizon + self.f * self.height / z
 
     def col(self, x: float, z: float) -> float:
         return self.vx + x * self.f / z
@@ -168,6 +183,7 @@ class Scene:
     objects: tuple[_Painted, ...]  # in painting order (far first)
     # int32 [h,w]: objects[k] has id k + 1, 0 = sky / ground (last and defaulted: older callers still work)
     instances: np.ndarray | None = None
+    variant: str = "default"  # "hard": per-scene camera height, world-anchored texture (module docstring)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -208,15 +224,46 @@ def smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.nd
     return _upsample_grid(_noise_grid(rng, h, w, cell), h, w, cell)
 
 
-def render_scene(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_scene(
+    rng: np.random.Generator, h: int, w: int, variant: str = "default"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One scene: (RGB uint8 [h,w,3], class ids uint8 [h,w], depth float32 [h,w] in metres)."""
-    scene = render_scene_full(rng, h, w)
+    scene = render_scene_full(rng, h, w, variant)
     return scene.image, scene.seg, scene.depth
 
 
-def render_scene_full(rng: np.random.Generator, h: int, w: int) -> Scene:
+def _hard_camera(rng: np.random.Generator, h: int, w: int) -> Camera:
+    """The hard variant's camera: the horizon over a wider range and a random height (metres)."""
+    horizon, vx = rng.uniform(*HARD_HORIZON) * h, rng.uniform(0.35, 0.65) * w
+    return Camera(horizon=horizon, vx=vx, f=float(w), height=float(rng.uniform(*HARD_CAMERA_HEIGHT)))
+
+
+def world_texture(rng: np.random.Generator, cam: Camera, depth: np.ndarray, yy, xx) -> np.ndarray:
+    """Luminance texture anchored to the world: the point (X, Y, Z) each pixel sees (from ``depth``) indexes a
+    periodic Gaussian grid by (X, Y + Z) / ``HARD_TEXTURE_CELL``: on the ground (Y constant) that is (X, Z), on
+    an upright object (Z constant) (X, Y), so cells keep their size in metres and shrink with distance."""
+    grid = rng.standard_normal((HARD_TEXTURE_GRID, HARD_TEXTURE_GRID))
+    z = depth.astype(np.float64)
+    u = (xx - cam.vx) * z / cam.f / HARD_TEXTURE_CELL
+    v = ((yy - cam.horizon) * z / cam.f + z) / HARD_TEXTURE_CELL
+    u0, v0 = np.floor(u), np.floor(v)
+    fu, fv = u - u0, v - v0
+    i0, j0 = v0.astype(np.int64) % HARD_TEXTURE_GRID, u0.astype(np.int64) % HARD_TEXTURE_GRID
+    i1, j1 = (i0 + 1) % HARD_TEXTURE_GRID, (j0 + 1) % HARD_TEXTURE_GRID
+    top = grid[i0, j0] * (1 - fu) + grid[i0, j1] * fu
+    bottom = grid[i1, j0] * (1 - fu) + grid[i1, j1] * fu
+    return top * (1 - fv) + bottom * fv
+
+
+def render_scene_full(rng: np.random.Generator, h: int, w: int, variant: str = "default") -> Scene:
     """:func:`render_scene` with the scene's description (camera, surfaces): same draws, same arrays."""
-    cam = Camera(horizon=rng.uniform(0.3, 0.55) * h, vx=rng.uniform(0.35, 0.65) * w, f=float(w))
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown synthetic variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    hard = variant == "hard"
+    if hard:
+        cam = _hard_camera(rng, h, w)
+    else:
+        cam = Camera(horizon=rng.uniform(0.3, 0.55) * h, vx=rng.uniform(0.35, 0.65) * w, f=float(w))
     road_half, road_offset = rng.uniform(3.0, 8.0), rng.uniform(-3.0, 3.0)
     objects = _buildings(rng, cam, w) + _trees(rng, road_half) + _vehicles(rng, road_half, road_offset)
     objects += _people(rng, road_half, road_offset)
@@ -232,10 +279,12 @@ def render_scene_full(rng: np.random.Generator, h: int, w: int) -> Scene:
         for instance, obj in enumerate(sorted(objects, key=lambda o: -o.z), start=1)  # painter's: far first
     )
     fine = rng.standard_normal((h, w))
-    image = _colour(canvas, illumination, noise, fine)
+    # The hard variant's texture is drawn last, after every draw the default world makes.
+    texture = world_texture(rng, cam, canvas.depth, yy, xx) if hard else noise
+    image = _colour(canvas, illumination, texture, fine)
     return Scene(
         image, canvas.seg, canvas.depth, cam, road_half, road_offset, illumination, grid, cell, fine,
-        sky, verge, road, painted, canvas.instances,
+        sky, verge, road, painted, canvas.instances, variant,
     )  # fmt: skip
 
 
@@ -245,7 +294,7 @@ def _sky_lum(base: float, cam: Camera, yy: np.ndarray) -> np.ndarray:
 
 def _road_mask(cam: Camera, yy, xx, road_half: float, road_offset: float) -> np.ndarray:
     below = yy - cam.horizon
-    scale = np.maximum(below, 0) / CAMERA_HEIGHT  # pixels per metre on the ground at this row
+    scale = np.maximum(below, 0) / cam.height  # pixels per metre on the ground at this row
     return (below > 0) & (np.abs(xx - cam.vx - road_offset * scale) <= road_half * scale)
 
 
@@ -254,7 +303,7 @@ def _ground(
 ) -> tuple[_Canvas, tuple[_Surface, _Surface, _Surface]]:
     h, w = yy.shape
     below = yy - cam.horizon
-    ground_depth = np.where(below > 0, cam.f * CAMERA_HEIGHT / np.maximum(below, 1e-3), FAR).clip(max=FAR)
+    ground_depth = np.where(below > 0, cam.f * cam.height / np.maximum(below, 1e-3), FAR).clip(max=FAR)
     sky_base = rng.uniform(*_LUM[SKY])
     canvas = _Canvas(
         seg=np.full((h, w), SKY, np.uint8),
@@ -562,6 +611,8 @@ def render_second_frame(scene: Scene, motion: EgoMotion) -> tuple[np.ndarray, np
     first-frame projection gives its texture coordinates, so each surface keeps its texture (the first
     frame's, and the same rules beyond its borders). With no motion this repaints the first frame exactly.
     """
+    if scene.variant != "default":
+        raise ValueError("render_second_frame is defined for the default synthetic world only")
     h, w = scene.size
     cam = scene.camera
     yy, xx = _pixel_centres(h, w)

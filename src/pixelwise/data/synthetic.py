@@ -13,7 +13,15 @@ from torchvision.transforms.v2 import functional as F
 from tqdm import tqdm
 
 from pixelwise.data.info import SYNTHETIC_INFO
-from pixelwise.data.scene import PERSON, VEHICLE, ObjectKeypoints, Scene, render_scene, render_scene_full
+from pixelwise.data.scene import (
+    PERSON,
+    VARIANTS,
+    VEHICLE,
+    ObjectKeypoints,
+    Scene,
+    render_scene,
+    render_scene_full,
+)
 from pixelwise.data.tensors import Depth
 
 _Raw = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -41,7 +49,11 @@ class SyntheticScenes(Dataset):
         *,
         transform: Callable | None = None,
         cache: bool = True,
+        variant: str = "default",
     ) -> None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown synthetic variant {variant!r}; choose from {', '.join(VARIANTS)}")
+        self.variant = variant  # "hard": per-scene camera height, texture in metres (data/scene.py)
         if length < 0 or seed < 0:
             raise ValueError(f"length and seed must be >= 0, got length={length}, seed={seed}")
         self.length, self.size, self.seed, self.split = length, tuple(size), seed, split
@@ -72,7 +84,9 @@ class SyntheticScenes(Dataset):
         cached = self._cache[index]
         if cached is not None:
             return cached
-        image, seg, depth = render_scene(scene_generator(self.seed, self.split, index), *self.size)
+        image, seg, depth = render_scene(
+            scene_generator(self.seed, self.split, index), *self.size, self.variant
+        )
         item = (
             torch.from_numpy(image.transpose(2, 0, 1).copy()),
             torch.from_numpy(seg),
@@ -87,7 +101,8 @@ class SyntheticScenes(Dataset):
         anew: its ``image``, ``seg`` and ``depth`` equal :meth:`load_raw`'s."""
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} synthetic scenes")
-        return render_scene_full(scene_generator(self.seed, self.split, index % self.length), *self.size)
+        generator = scene_generator(self.seed, self.split, index % self.length)
+        return render_scene_full(generator, *self.size, self.variant)
 
     def instances(self, index: int) -> torch.Tensor:
         """Sample ``index``'s (untransformed) instance map int64 [H,W]: object ids in painting order, 0 = sky

@@ -32,6 +32,35 @@ class DatasetError(ValueError):
     """A dataset file is missing, unreadable or inconsistent; the message names the file and the fix."""
 
 
+class DecodedOnDemand:
+    """``preload`` / ``validate`` for datasets that decode sample ``index`` in ``load_raw(index)`` (raising
+    :class:`DatasetError` on a bad file) and cache it when ``self.cache`` is set."""
+
+    cache: bool
+
+    def load_raw(self, index: int) -> object:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def preload(self, progress: bool = True) -> None:
+        """Decode every sample into the cache now (implies caching), e.g. before forking DataLoader workers."""
+        self.cache = True
+        for index in range(len(self)):
+            self.load_raw(index)
+
+    def validate(self, progress: bool = False) -> list[str]:
+        """One message per bad sample (empty list = all good)."""
+        problems = []
+        for index in range(len(self)):
+            try:
+                self.load_raw(index)
+            except DatasetError as exc:
+                problems.append(str(exc))
+        return problems
+
+
 # The report list of the innermost ``skip_bad_samples()`` block, or None outside one (bad samples raise).
 _SKIP_REPORT: ContextVar[list[str] | None] = ContextVar("pixelwise_skip_bad_report", default=None)
 

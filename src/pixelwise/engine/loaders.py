@@ -43,9 +43,25 @@ class SkippingSampler(Sampler[int]):
 
 
 def make_loader(
-    dataset: Any, config: RunConfig, dist_info: DistInfo, device: torch.device, train: bool
+    dataset: Any,
+    config: RunConfig,
+    dist_info: DistInfo,
+    device: torch.device,
+    train: bool,
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> DataLoader:
+    """The training loader (this process's share of the seeded order, or a task's ``batch_sampler``: the
+    ``Task.train_sampler`` hook) or the validation loader (one image per batch, each image once over ranks)."""
     sampler: Sampler[int] | list[int] | None = None
+    workers = config.workers if config.workers is not None else (0 if device.type == "cpu" else 4)
+    if train and batch_sampler is not None:  # the task chose the batches (already sharded by rank)
+        return DataLoader(
+            dataset,
+            batch_sampler=SkippingSampler(batch_sampler),  # type: ignore[arg-type]
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
     if train:
         sampler = SkippingSampler(
             ShardedRandomSampler(
@@ -58,7 +74,6 @@ def make_loader(
         )
     elif dist_info.enabled:  # every image exactly once over all ranks (no padding with repeats)
         sampler = list(range(dist_info.rank, len(dataset), dist_info.world_size))
-    workers = config.workers if config.workers is not None else (0 if device.type == "cpu" else 4)
     return DataLoader(
         dataset,
         batch_size=config.batch_size if train else 1,
@@ -70,8 +85,25 @@ def make_loader(
     )
 
 
+def _skipping(loader: DataLoader) -> tuple[SkippingSampler | None, bool]:
+    """The loader's SkippingSampler and whether it yields whole batches (a task's batch sampler)."""
+    if isinstance(loader.batch_sampler, SkippingSampler):
+        return loader.batch_sampler, True
+    if isinstance(loader.sampler, SkippingSampler):
+        return loader.sampler, False
+    return None, False
+
+
+def skip_batches(loader: DataLoader, batches: int, batch_size: int) -> None:
+    """Resuming mid-epoch: the next iteration of ``loader`` starts after its first ``batches`` batches."""
+    sampler, yields_batches = _skipping(loader)
+    if sampler is not None:
+        sampler.skip = batches if yields_batches else batches * batch_size
+
+
 def set_epoch(loader: DataLoader, epoch: int) -> None:
     """Reseed the data order per epoch so a resumed run sees exactly the batches an uninterrupted one would."""
-    sampler = getattr(loader.sampler, "base", loader.sampler)
-    if isinstance(sampler, ShardedRandomSampler):
-        sampler.set_epoch(epoch)
+    skipping, _ = _skipping(loader)
+    sampler = skipping.base if skipping is not None else loader.sampler
+    if isinstance(sampler, ShardedRandomSampler) or hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)  # type: ignore[union-attr]

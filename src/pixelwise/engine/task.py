@@ -53,6 +53,12 @@ class Task(Protocol):
         """JSON metadata stored in checkpoints besides the model config (classes, palette, ...)."""
         ...
 
+    # Optional: ``train_sampler(dataset, rank, world_size, seed) -> Sampler[list[int]] | None`` gives this
+    # process's training batches (lists of indices) when a task needs to choose them, e.g. "every batch holds a
+    # fully labelled image" (Mostajabi §5.5.2). It must shard like ShardedRandomSampler (rank r of W takes its
+    # share of one seeded order, every rank the same number of batches) and may offer ``set_epoch(epoch)``;
+    # absent or None: the loop's ShardedRandomSampler with --batch-size.
+
 
 class MultiLossTask(Task, Protocol):
     """A task with several losses on shared weights (multi-proxy pretraining, Larsson §4.5): the loop backprops

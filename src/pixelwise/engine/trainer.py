@@ -44,7 +44,7 @@ from pixelwise.engine.errors import (
     interrupted_error,
     is_out_of_memory,
 )
-from pixelwise.engine.loaders import SkippingSampler, make_loader, set_epoch, setup_runtime
+from pixelwise.engine.loaders import make_loader, set_epoch, setup_runtime, skip_batches
 from pixelwise.engine.logging import JsonlLogger
 from pixelwise.engine.rng import capture_rng, restore_rng
 from pixelwise.engine.runlock import lock_run_folder, release_run_lock
@@ -111,7 +111,14 @@ class Trainer:
         self._task_grads: dict[str, list[torch.Tensor | None]] = {}
         self._task_losses: dict[str, float] = {}  # this step's, per loss
         self._step_losses: dict[str, float] = {}  # the last completed step's
-        self.train_loader = make_loader(self.train_set, config, self.dist, self.device, train=True)
+        # The Task.train_sampler hook: a task may choose its batches (e.g. >= 1 fully labelled image in each).
+        hook = getattr(task, "train_sampler", None)
+        batch_sampler = (
+            hook(self.train_set, self.dist.rank, self.dist.world_size, config.seed) if hook else None
+        )
+        self.train_loader = make_loader(
+            self.train_set, config, self.dist, self.device, train=True, batch_sampler=batch_sampler
+        )
         self.val_loader = make_loader(self.val_set, config, self.dist, self.device, train=False)
         self._clock_start = time.time()  # run() rebases it on the minutes a resumed checkpoint already used
         self.state = TrainState()
@@ -285,8 +292,7 @@ class Trainer:
             module.eval()
         set_epoch(self.train_loader, self.state.epoch)
         start = self.state.step_in_epoch  # > 0 only when resuming a checkpoint saved mid-epoch
-        if isinstance(self.train_loader.sampler, SkippingSampler):
-            self.train_loader.sampler.skip = start * config.accumulate * config.batch_size
+        skip_batches(self.train_loader, start * config.accumulate, config.batch_size)
         batches = iter(self.train_loader)
         if self._resume_rng is not None:
             restore_rng(self._resume_rng, self.device, self.dist)

@@ -7,6 +7,13 @@ zero-initialised). The loss is L1 in metres over the pixels with known depth (§
 reports RMSE, RMSE(log), AbsRel, SqRel and the delta accuracies (:class:`~pixelwise.metrics.DepthErrors`), and
 keeps the checkpoint with the best delta < 1.25. Data must carry a ``depth`` target (the synthetic scenes do;
 CamVid has none).
+
+Depth from segmentation (§5.5.1, Table 5.5): ``--input seg`` feeds the ground-truth labels as one binary mask
+channel per class (void all-zero), ``seg+rgb`` stacks them after the RGB channels, and ``pred-seg`` /
+``pred-seg+rgb`` feed a segmentation checkpoint's softmax probabilities instead (``--seg-from``: the deployable
+case). The inputs are built inside the task from ``targets["seg"]``, so the data pipeline is unchanged and the
+crops and flips that move the depth move the label channels too. With ground-truth seg the labels are the input
+at test time as well: Table 5.5 measures how much depth the labels determine, not a deployable model.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pixelwise.engine.config import option
-from pixelwise.engine.distributed import all_reduce_sum, mean_over_processes
+from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.engine.inference import rescale
 from pixelwise.methods.segmentation import (
     SegmentationTask,
     TrainConfig,
+    depth_l1,
     load_backbone_from_run,
     reject_unused_options,
 )
@@ -35,12 +43,30 @@ from pixelwise.metrics import DepthErrors
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
 
+DEPTH_INPUTS = ("rgb", "seg", "seg+rgb", "pred-seg", "pred-seg+rgb")
+
+
+def one_hot_labels(seg: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Labels [N, H, W] -> one binary mask per class [N, K, H, W] float, channel k = class id k; void (any id
+    outside 0..K-1, e.g. 255) is all-zero (Mostajabi §5.5.1)."""
+    seg = seg.as_subclass(torch.Tensor).long()
+    known = (seg >= 0) & (seg < num_classes)
+    hot = F.one_hot(seg.where(known, torch.zeros_like(seg)), num_classes).movedim(-1, 1).float()
+    return hot * known[:, None].float()
+
+
+def input_channels(mode: str, num_classes: int, rgb_channels: int = 3) -> tuple[int, int | None]:
+    """(in_channels, image_channels) of a depth model reading ``mode``; RGB alone keeps the legacy rule."""
+    if mode == "rgb":
+        return rgb_channels, None
+    labels = num_classes
+    return (labels + 3, 3) if mode.endswith("+rgb") else (labels, 0)
+
 
 @dataclass
-class DepthConfig(TrainConfig):
-    """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
+class MetricDepthConfig(TrainConfig):
+    """Options of every run scored in metres (``depth``, ``joint``): no scale jitter by default, the AbsRel divisor."""
 
-    output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
     scale: list[float] = option(
         [1.0, 1.0],
         "random scale jitter range before cropping; off by default: zooming an image changes its apparent "
@@ -55,12 +81,31 @@ class DepthConfig(TrainConfig):
     )
 
 
+@dataclass
+class DepthConfig(MetricDepthConfig):
+    """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
+
+    output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
+    input: str = option(
+        "rgb",
+        "what the network reads (Mostajabi §5.5.1, Table 5.5): RGB; the ground-truth labels as one binary mask "
+        "per class (void all-zero), alone or after RGB; or a segmentation run's predicted class probabilities "
+        "(--seg-from), alone or after RGB",
+        choices=DEPTH_INPUTS,
+    )
+    seg_from: str | None = option(
+        None,
+        "with --input pred-seg / pred-seg+rgb: the segmentation checkpoint or run folder that predicts them",
+    )
+
+
 @dataclass(frozen=True)
 class DepthModelConfig(ModelConfig):
     """The segmentation model's config, stored as its own kind (eval / predict must not take it for a segmenter)."""
 
     KIND: ClassVar[str] = "depth"
     num_classes: int = 1
+    depth_input: str = "rgb"  # what it reads (DEPTH_INPUTS); the channels after RGB are the label channels
 
 
 class DepthModel(nn.Module):
@@ -69,7 +114,8 @@ class DepthModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = DepthModelConfig(**{**dataclasses.asdict(config), "num_classes": 1})
-        self.net = SegmentationModel(self.config)
+        plain = {k: v for k, v in dataclasses.asdict(self.config).items() if k != "depth_input"}
+        self.net = SegmentationModel(ModelConfig(**plain))
         # A learnt global log depth, set from the training data before training: the head then learns relative
         # depth around it instead of climbing from exp(0) = 1 m at the optimiser's pace.
         self.log_depth = nn.Parameter(torch.zeros(()))
@@ -91,6 +137,11 @@ class DepthTask(SegmentationTask):
     def __init__(self, config: DepthConfig) -> None:
         super().__init__(config)  # type: ignore[arg-type]
         self.config: DepthConfig = config
+        self.seg_model: nn.Module | None = None  # --seg-from: predicts the label input (never trained here)
+        if config.input.startswith("pred-seg") != bool(config.seg_from):
+            raise ValueError(
+                f"--input {config.input}: --seg-from is needed with pred-seg inputs and only read with them"
+            )
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         train, val = super().datasets()
@@ -104,10 +155,23 @@ class DepthTask(SegmentationTask):
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
         reject_unused_options(
-            config, regularizer="none", class_weights="none", loss_sampling=1.0, select_fraction=0.0
-        )
-        model = DepthModel(ModelConfig(config.arch, config.backbone, 1, config.in_channels, config.output_stride,
-                                       config.head_width))  # fmt: skip
+            config, regularizer="none", class_weights="none", loss_sampling=1.0, select_fraction=0.0,
+            fusion="none", multitask="none",
+        )  # fmt: skip
+        if config.input != "rgb" and config.in_channels != 3:
+            raise ValueError(f"--input {config.input} reads RGB (or no image); drop --in-channels 1")
+        num_classes = self.info.num_classes if self.info is not None else 0
+        if config.seg_from:
+            from pixelwise.methods.kinds import build_model_from_checkpoint
+
+            self.seg_model, meta = build_model_from_checkpoint(config.seg_from, expect="segmentation")
+            self.seg_model.requires_grad_(False)
+            theirs = meta.get("dataset", {}).get("num_classes", num_classes)
+            if theirs != num_classes:
+                raise ValueError(f"--seg-from {config.seg_from}: {theirs} classes there, {num_classes} here")
+        in_channels, image_channels = input_channels(config.input, num_classes, config.in_channels)
+        model = DepthModel(DepthModelConfig(config.arch, config.backbone, 1, in_channels, config.output_stride,
+                                            config.head_width, image_channels, depth_input=config.input))  # fmt: skip
         if config.weights:
             load_backbone_weights(model.backbone, config.weights, config.allow_partial)
         if config.init_from:
@@ -123,14 +187,24 @@ class DepthTask(SegmentationTask):
         known = torch.cat([d[d > 0] for d in logs])
         return float(known.log().mean()) if len(known) else 0.0
 
+    def model_inputs(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What the network reads under ``--input``: RGB, label channels (ground truth or predicted), or both."""
+        mode = self.config.input
+        if mode == "rgb":
+            return images
+        if mode.startswith("pred-seg"):
+            assert self.seg_model is not None
+            seg_model = self.seg_model.to(images.device).eval()
+            with torch.no_grad():
+                labels = seg_model(images[:, :3])["seg"].float().softmax(dim=1)
+        else:
+            labels = one_hot_labels(targets["seg"], self.info.num_classes).to(images.device)
+        return torch.cat([images, labels], dim=1) if mode.endswith("+rgb") else labels
+
     def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        depth = net(images)["depth"]
-        truth = targets["depth"].as_subclass(torch.Tensor).float()
-        known = truth > 0
         # Divided by the processes' mean count of known pixels, as segmentation_loss does: under torchrun DDP's
         # gradient average then equals one process's mean over the union batch (0, not NaN, without any).
-        total = (depth - truth).abs()[known].sum()
-        return total / mean_over_processes(known.sum().float()).clamp(min=1)
+        return depth_l1(net(self.model_inputs(images, targets))["depth"], targets["depth"])
 
     @torch.no_grad()
     def validate(
@@ -138,17 +212,25 @@ class DepthTask(SegmentationTask):
     ) -> tuple[dict[str, Any], list[Any]]:
         model.eval()
         errors = DepthErrors(self.config.relative_to, device=device)
+        examples: list[Any] = []
         for images, targets in tqdm(loader, desc="eval depth", leave=False, disable=not progress):
             truth = targets["depth"].as_subclass(torch.Tensor).to(device)
-            small = rescale(images.to(device), self.config.eval_scale)
+            inputs = self.model_inputs(images.to(device), {k: v.to(device) for k, v in targets.items()})
+            small = rescale(inputs, self.config.eval_scale)
             depth = F.interpolate(
                 model(small)["depth"], size=truth.shape[-2:], mode="bilinear", align_corners=False
             )
             errors.update(depth, truth)
-        return errors.scores(all_reduce_sum), []
+            if len(examples) < self.config.num_examples:  # (image, GT depth, predicted depth), first images
+                examples.append((images[0, :3].cpu(), truth[0].cpu(), depth[0].cpu()))
+        return errors.scores(all_reduce_sum), examples
 
     def save_examples(self, examples: list[Any], folder: Path) -> None:
-        return None
+        """Colour-mapped depth PNGs: image | GT | prediction | relative error (report/images.py)."""
+        from pixelwise.report.images import save_depth_panel
+
+        for index, (image, truth, depth) in enumerate(examples):
+            save_depth_panel(image, truth, depth, folder / f"depth_{index:02d}.png")
 
     def summary(self, scores: dict[str, Any]) -> str:
         return (
@@ -157,4 +239,9 @@ class DepthTask(SegmentationTask):
         )
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "relative_to": self.config.relative_to}
+        meta = {
+            **super().metadata(),
+            "relative_to": self.config.relative_to,
+            "depth_input": self.config.input,
+        }
+        return meta | ({"seg_from": self.config.seg_from} if self.config.seg_from else {})

@@ -47,6 +47,24 @@ def _region_proposals(described: dict[str, Any]) -> nn.Module:
     return RegionNet(RegionNetConfig.from_dict(described))
 
 
+def _multi_task(described: dict[str, Any]) -> nn.Module:
+    from pixelwise.models.multitask import MultiOutputConfig, MultiOutputModel
+
+    return MultiOutputModel(MultiOutputConfig.from_dict(described))
+
+
+def _late_fusion(described: dict[str, Any]) -> nn.Module:
+    from pixelwise.models.fusion import LateFusionConfig, LateFusionModel
+
+    return LateFusionModel(LateFusionConfig.from_dict(described))
+
+
+def _depth_seg(described: dict[str, Any]) -> nn.Module:
+    from pixelwise.methods.joint import JointModel, JointModelConfig
+
+    return JointModel(JointModelConfig.from_dict(described))
+
+
 @dataclass(frozen=True)
 class Kind:
     """How to rebuild a kind of model (None: a kind the inference commands do not run) and what uses it."""
@@ -62,6 +80,17 @@ KINDS: dict[str, Kind] = {
     "colorization": Kind(_colorization, "`pixelwise colorize`", "colorization"),
     "tag-localiser": Kind(_tag_localiser, "`pixelwise weak points`", "tag-localiser"),
     "depth": Kind(None, "`pixelwise depth` (its validation reports the depth errors)", "depth"),
+    "multi-task": Kind(
+        _multi_task, "`pixelwise predict` / `eval` / `export` (its seg output)", "segmentation"
+    ),
+    "late-fusion": Kind(
+        _late_fusion,
+        "`pixelwise train --fusion late` (it reads RGB + the extra input; its validation scores it)",
+        "late-fusion",
+    ),
+    "depth-seg": Kind(  # eval / predict read its seg output; export writes both outputs
+        _depth_seg, "`pixelwise eval` / `predict` / `export` (RGB in, seg and depth out)", "segmentation"
+    ),
     "mixmatch": Kind(
         None, "`pixelwise train --init-from` (it holds pretrained weights, not a predictor)", "mixmatch"
     ),

@@ -119,6 +119,24 @@ class TrainConfig(RunConfig):
         "(the paper's dagger runs); the encoder mode always regresses with MSE",
         choices=("ce", "mse"),
     )
+    fusion: str = option(
+        "none",
+        "a second input modality (Long §3.4, Table 3.5): early = one network on RGB + the --extra-input "
+        "channels; late = one network per modality, class scores summed at the last layer, trained end to end",
+        choices=("none", "early", "late"),
+    )
+    extra_input: str | None = option(
+        None,
+        "with --fusion: 'depth' (the data's own depth target: synthetic scenes, rgbd: lists) or a FOLDER of "
+        "16-bit millimetre depth PNGs named by image stem; fed as log depth (data/rgbd.py depth_channel)",
+    )
+    multitask: str = option(
+        "none",
+        "a second head on the same backbone (Long §3.4's multi-task FCN): 'depth' adds a log-depth head trained "
+        "with L1 in metres (needs data with depth)",
+        choices=("none", "depth"),
+    )
+    multitask_weight: float = option(1.0, "with --multitask: L = L_seg + w * L_depth", minimum=0)
     aux_layer: str = option(
         "",
         "backbone stage the branch reads (decoder mode; default: the deepest stage at the code's stride), or "
@@ -135,13 +153,20 @@ class InitError(ValueError):
     """An ``--init-from`` checkpoint does not fit the model being trained."""
 
 
+def labelled_indices(length: int, fraction: float, seed: int) -> list[int]:
+    """The seeded ``fraction`` of ``length`` images that keep their labels (sorted; all of them at 1)."""
+    if fraction >= 1.0:
+        return list(range(length))
+    count = max(1, round(length * fraction))
+    order = torch.randperm(length, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[:count].tolist())
+
+
 def labelled_subset(dataset: Any, fraction: float, seed: int) -> Any:
     """A seeded random subset with ``fraction`` of the images (label-scarce regimes); the same for every run."""
     if fraction >= 1.0:
         return dataset
-    count = max(1, round(len(dataset) * fraction))
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    subset = Subset(dataset, sorted(order[:count].tolist()))
+    subset = Subset(dataset, labelled_indices(len(dataset), fraction, seed))
     subset.info = dataset.info  # type: ignore[attr-defined]
     return subset
 
@@ -227,6 +252,22 @@ def segmentation_loss(
     return total / labelled.clamp(min=1e-12)
 
 
+def depth_l1(depth: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """L1 in metres over the pixels with known depth (> 0; Mostajabi §5.5.2), divided by the processes' mean
+    count of them, as :func:`segmentation_loss` (0, not NaN, without any)."""
+    truth = truth.as_subclass(torch.Tensor).float()
+    known = truth > 0
+    total = (depth.float() - truth).abs()[known].sum()
+    return total / mean_over_processes(known.sum().float()).clamp(min=1)
+
+
+def mean_log_depth(dataset: Any, images: int = 64) -> float:
+    """Mean log depth of the known pixels of the first ``images`` samples (a depth head's starting offset)."""
+    logs = [dataset[i][1]["depth"].as_subclass(torch.Tensor) for i in range(min(images, len(dataset)))]
+    known = torch.cat([d[d > 0] for d in logs])
+    return float(known.log().mean()) if len(known) else 0.0
+
+
 def init_from_checkpoint(model: SegmentationModel, path: str) -> bool:
     """Load ``path`` into ``model``; returns True when it was a coarser/other FCN (staged training, lr / 100).
 
@@ -304,6 +345,45 @@ def reject_unused_options(config: Any, **expected: Any) -> None:
         raise ValueError(f"this command does not use {', '.join(ignored)} (it always runs with {allowed})")
 
 
+def check_fusion_options(config: TrainConfig) -> None:
+    """--fusion needs --extra-input (and the reverse); neither combines with --multitask or a regulariser."""
+    if (config.fusion != "none") != (config.extra_input is not None):
+        raise ValueError("--fusion early|late and --extra-input go together (the extra channels to fuse)")
+    if config.fusion != "none" and config.in_channels != 3:
+        raise ValueError("--fusion reads RGB plus the extra input: drop --in-channels 1")
+    if config.fusion != "none" and config.select_fraction > 0:
+        raise ValueError("--fusion does not combine with --select-fraction (its split reads RGB only)")
+    extras = [name for name, on in (("--fusion", config.fusion != "none"), ("--multitask", config.multitask != "none"),
+                                    ("--regularizer", config.regularizer != "none")) if on]  # fmt: skip
+    if len(extras) > 1:
+        raise ValueError(f"{' and '.join(extras)} do not combine; pick one")
+
+
+def with_extra_input(dataset: Any, extra_input: str | None, transform: Any) -> Any:
+    """``dataset`` with the depth channel appended to its images (data/rgbd.py ``WithDepthChannel``)."""
+    from pixelwise.data.rgbd import WithDepthChannel
+
+    return WithDepthChannel(dataset, None if extra_input == "depth" else extra_input, transform)
+
+
+@torch.no_grad()
+def depth_scores(model: nn.Module, loader: DataLoader, device: torch.device, scale: float) -> dict[str, Any]:
+    """Depth errors (:class:`~pixelwise.metrics.DepthErrors`) of a model's ``depth`` output over ``loader``."""
+    from pixelwise.engine.distributed import all_reduce_sum
+    from pixelwise.engine.inference import rescale
+    from pixelwise.metrics import DepthErrors
+
+    model.eval()
+    errors = DepthErrors(device=device)
+    for images, targets in loader:
+        truth = targets["depth"].as_subclass(torch.Tensor).to(device)
+        depth = model(rescale(images.to(device), scale))["depth"].float()
+        errors.update(
+            F.interpolate(depth, size=truth.shape[-2:], mode="bilinear", align_corners=False), truth
+        )
+    return errors.scores(all_reduce_sum)
+
+
 class SegmentationTask:
     """``pixelwise train``: softmax cross-entropy on label maps, scored by validation mean IoU."""
 
@@ -311,6 +391,11 @@ class SegmentationTask:
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        # Long §3.4's variants are this task's models: a subclass with its own model would silently drop them.
+        if type(self).build_model is not SegmentationTask.build_model and (
+            getattr(config, "fusion", "none") != "none" or getattr(config, "multitask", "none") != "none"
+        ):
+            raise ValueError("--fusion and --multitask are options of `pixelwise train` only")
         self.info: DatasetInfo | None = None
         self.loss_weights: torch.Tensor | None = None
         # With --select-fraction: the validation data, scored once at the end (the trainer reads this).
@@ -319,16 +404,25 @@ class SegmentationTask:
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         config = self.config
+        check_fusion_options(config)
         base_size = tuple(config.base_size) if config.base_size else None
         train_tf = train_transforms(
             tuple(config.crop), tuple(config.scale), config.hflip, config.color_jitter
         )
+        folder = config.extra_input not in (None, "depth")  # depth PNGs attached before the transform
         train = build_dataset(
-            config.data, "train", size=base_size, transform=train_tf, **data_options(config)
+            config.data,
+            "train",
+            size=base_size,
+            transform=None if folder else train_tf,
+            **data_options(config),
         )
         val = self.validation_dataset()
         train.preload(progress=False)
         self.info = train.info
+        if config.fusion != "none":  # images become [3 + 1, H, W]: RGB then the depth channel (Long §3.4)
+            train = with_extra_input(train, config.extra_input, train_tf if folder else None)
+            val = with_extra_input(val, config.extra_input, eval_transforms() if folder else None)
         validation: Dataset = val
         if config.select_fraction > 0:  # choose on held-out training images; report on val, untouched
             kept, held = carve_selection(len(train), config.select_fraction)
@@ -341,6 +435,7 @@ class SegmentationTask:
             pool.info = train.info  # type: ignore[attr-defined]
             train = pool
         subset = labelled_subset(train, config.labels_fraction, config.seed)
+        self.train_set_for_statistics = subset  # a depth head's starting offset (--multitask depth)
         if config.class_weights != "none":
             from pixelwise.engine.optim import class_weights
 
@@ -351,10 +446,11 @@ class SegmentationTask:
     def validation_dataset(self) -> Dataset:
         """Validation streams from disk (cache=False, no preload): full-resolution splits are never held in memory."""
         config = self.config
+        folder = config.fusion != "none" and config.extra_input not in (None, "depth")
         return build_dataset(
             validation_spec(config.data, config.val_data),
             "val",
-            transform=eval_transforms(),
+            transform=None if folder else eval_transforms(),
             cache=False,
             **data_options(config),
         )
@@ -362,16 +458,7 @@ class SegmentationTask:
     def build_model(self) -> tuple[nn.Module, float]:
         config = self.config
         assert self.info is not None, "datasets() first: the model's class count comes from the data"
-        model = SegmentationModel(
-            ModelConfig(
-                config.arch,
-                config.backbone,
-                self.info.num_classes,
-                config.in_channels,
-                config.output_stride,
-                config.head_width,
-            )
-        )
+        model = self.base_model()
         lr = config.lr
         if config.weights:
             load_backbone_weights(model.backbone, config.weights, config.allow_partial)
@@ -398,7 +485,35 @@ class SegmentationTask:
             return regularized, lr
         return model, lr
 
+    def base_model(self) -> nn.Module:
+        """The network ``train`` trains: a segmenter, or Long §3.4's fused / multi-task variants."""
+        config = self.config
+        parts = (config.arch, config.backbone, self.info.num_classes)
+        geometry = (config.output_stride, config.head_width)
+        if config.fusion == "early":  # RGB + depth in one network; the depth channel skips normalisation
+            return SegmentationModel(ModelConfig(*parts, 4, *geometry, image_channels=3))
+        if config.fusion == "late":
+            from pixelwise.models.fusion import LateFusionConfig, LateFusionModel
+
+            return LateFusionModel(LateFusionConfig(*parts, 4, *geometry, image_channels=3))
+        if config.multitask == "depth":
+            from pixelwise.models.multitask import MultiOutputConfig, MultiOutputModel
+
+            outputs = {"seg": self.info.num_classes, "depth": 1}
+            model = MultiOutputModel(MultiOutputConfig(config.arch, config.backbone, outputs, config.in_channels,
+                                                       None, *geometry))  # fmt: skip
+            with torch.no_grad():
+                model.log_depth.fill_(mean_log_depth(self.train_set_for_statistics))
+            return model
+        return SegmentationModel(ModelConfig(*parts, config.in_channels, *geometry))
+
     def loss(self, net: nn.Module, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.config.multitask == "depth":  # Long §3.4: two heads, one backbone, L = L_seg + w L_depth
+            outputs = net(images)
+            weights = self.loss_weights.to(images.device) if self.loss_weights is not None else None
+            seg = segmentation_loss(outputs["seg"].float(), targets["seg"], weights, self.info.ignore_index,
+                                    self.config.loss_sampling)  # fmt: skip
+            return seg + self.config.multitask_weight * depth_l1(outputs["depth"], targets["depth"])
         regularized = self.config.regularizer != "none"
         outputs = net(images, labels=targets["seg"]) if regularized else net(images)
         logits = outputs["seg"].float()
@@ -421,7 +536,12 @@ class SegmentationTask:
         scores, _, examples = evaluate(
             model, loader, info.num_classes, device, info.ignore_index, options, info.class_names
         )
-        return scores, examples
+        if self.config.multitask == "depth":  # the second head's errors too
+            scores |= {
+                f"depth_{k}": v
+                for k, v in depth_scores(model, loader, device, self.config.eval_scale).items()
+            }
+        return scores, [(image[:3], *rest) for image, *rest in examples]  # RGB only, also for fused inputs
 
     def save_examples(self, examples: list[Any], folder: Path) -> None:
         from pixelwise.report.examples import save_examples

@@ -44,6 +44,9 @@ class ModelConfig(StoredConfig):
     in_channels: int = 3
     output_stride: int = 32
     head_width: int = 1000  # zoom-out only: hidden units of its 1x1-conv classifier (§3.5)
+    # Leading image channels (3 RGB, 1 grey, 0 none); the rest are extra inputs left unnormalised
+    # (InputNormalizer). None: the rule of older checkpoints (3 -> ImageNet statistics, else grey on all).
+    image_channels: int | None = None
 
 
 class SegmentationModel(nn.Module):
@@ -65,7 +68,7 @@ class SegmentationModel(nn.Module):
             if config.arch == "zoomout"
             else FCNHead(channels, grids, config.num_classes)
         )
-        self.inputs = InputNormalizer(config.in_channels, backbone.output_stride)
+        self.inputs = InputNormalizer(config.in_channels, backbone.output_stride, config.image_channels)
 
     @property
     def backbone(self) -> nn.Module:

@@ -215,3 +215,56 @@ def _annotate(ax: Axes, values: np.ndarray, fractional: bool) -> None:
         text = f"{v:.2f}" if fractional else f"{int(v)}"
         color = "white" if v > threshold else "black"
         ax.text(j, i, text, ha="center", va="center", color=color, fontsize=fontsize)
+
+
+def colorize_depth(
+    depth: torch.Tensor | np.ndarray, near: float = 1.0, far: float = 80.0, colormap: str = "turbo"
+) -> np.ndarray:
+    """Depth [H, W] (or [1, H, W]) in metres -> uint8 RGB [H, W, 3]: log depth from ``near`` to ``far`` through
+    ``colormap`` (near = the map's low end); unknown depth (<= 0) is black. A log scale, because metric errors
+    grow with distance and a linear one would paint everything beyond a few metres the same colour."""
+    from matplotlib import colormaps
+
+    values = _to_numpy(depth).astype(np.float64).squeeze()
+    if values.ndim != 2:
+        raise ValueError(f"depth must be [H, W], got shape {values.shape}")
+    known = values > 0
+    t = (np.log(np.clip(values, near, far)) - math.log(near)) / (math.log(far) - math.log(near))
+    out = (colormaps[colormap](np.where(known, t, 0.0))[..., :3] * 255 + 0.5).astype(np.uint8)
+    out[~known] = 0
+    return out
+
+
+def depth_error_map(
+    prediction: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, worst: float = 0.5
+) -> np.ndarray:
+    """Relative error |prediction - truth| / truth per pixel -> uint8 RGB (magma, 0 to ``worst`` and beyond);
+    pixels without ground truth are black."""
+    from matplotlib import colormaps
+
+    pred = _to_numpy(prediction).astype(np.float64).squeeze()
+    gt = _to_numpy(truth).astype(np.float64).squeeze()
+    known = gt > 0
+    relative = np.where(known, np.abs(pred - gt) / np.where(known, gt, 1.0), 0.0)
+    out = (colormaps["magma"](np.clip(relative / worst, 0, 1))[..., :3] * 255 + 0.5).astype(np.uint8)
+    out[~known] = 0
+    return out
+
+
+def save_depth_panel(
+    image: torch.Tensor,
+    truth: torch.Tensor,
+    prediction: torch.Tensor,
+    path: str | Path,
+    segmentation: tuple[torch.Tensor, torch.Tensor, Sequence[Color]] | None = None,
+) -> Path:
+    """Image | GT depth | predicted depth | relative error (colour-mapped PNG); with ``segmentation`` =
+    (labels, predicted labels, palette) the two label maps follow (the joint model)."""
+    images = [to_uint8_image(image[:3]), colorize_depth(truth), colorize_depth(prediction),
+              depth_error_map(prediction, truth)]  # fmt: skip
+    titles = ["image", "depth (GT)", "depth (pred)", "|err|/GT (0-50%)"]
+    if segmentation is not None:
+        labels, predicted, palette = segmentation
+        images += [colorize_labels(labels, palette), colorize_labels(predicted, palette)]
+        titles += ["labels (GT)", "labels (pred)"]
+    return save_panel(images, titles, path)

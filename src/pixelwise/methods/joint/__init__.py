@@ -1,0 +1,27 @@
+"""The two-part joint depth + segmentation model (Mostajabi thesis §5.5.2, Table 5.6).
+
+Part 1 reads RGB and predicts depth and segmentation; part 2 reads [RGB, part 1's depth, part 1's class
+probabilities] and predicts both again (model.py). Four losses (L1 depth, cross-entropy seg, at both parts) are
+balanced to contribute equally (loss.py); images with depth but no labels train everything except the seg
+heads (the masked seg loss, heads run on detached weights); every batch holds a fully labelled image
+(sampler.py); the ablations of Table 5.6 are arms of one config (config.py); task.py is the Task and the
+two-phase schedule.
+"""
+
+from pixelwise.methods.joint.config import ARMS, JointConfig
+from pixelwise.methods.joint.loss import TERMS, BalancedTerms
+from pixelwise.methods.joint.model import JointModel, JointModelConfig
+from pixelwise.methods.joint.sampler import LabelledBatchSampler
+from pixelwise.methods.joint.task import JointTask, run_joint
+
+__all__ = [
+    "ARMS",
+    "TERMS",
+    "BalancedTerms",
+    "JointConfig",
+    "JointModel",
+    "JointModelConfig",
+    "JointTask",
+    "LabelledBatchSampler",
+    "run_joint",
+]
