@@ -58,6 +58,20 @@ def test_the_command_list_is_the_full_parsers_summaries_and_needs_no_torch() -> 
     assert "proposals" in probe.stdout and "torch imported: False" in probe.stdout, probe.stdout[-500:]
 
 
+# The commands a user types most: their --help builds only their own parser, from torch-free option modules.
+LIGHT_COMMANDS = ("train", "pretrain", "pipeline", "eval", "predict", "export", "datasets", "models")
+
+
+def test_the_common_commands_explain_themselves_without_importing_torch() -> None:
+    code = "import sys\nfrom pixelwise.cli.main import main\n"
+    for command in LIGHT_COMMANDS:
+        code += f"try:\n    main(['{command}', '--help'])\nexcept SystemExit:\n    pass\n"
+    code += "print('torch imported:', 'torch' in sys.modules)"
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: pixelwise models" in probe.stdout, probe.stdout[-500:]
+    assert "torch imported: False" in probe.stdout, probe.stdout[-500:]
+
+
 @pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_every_flag_has_help(command: str) -> None:
     parser = build_parser()

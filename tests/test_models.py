@@ -125,7 +125,7 @@ def test_zoomout_scene_level_sees_the_whole_image() -> None:
 
 
 def test_cli_architecture_choices_are_the_models() -> None:
-    from pixelwise.methods.segmentation import ARCHITECTURE_CHOICES
+    from pixelwise.methods.train_config import ARCHITECTURE_CHOICES
     from pixelwise.models import ARCHITECTURES
 
     assert ARCHITECTURE_CHOICES == ARCHITECTURES  # config.py spells them out to keep --help torch-free

@@ -29,7 +29,7 @@ def add_config_command(
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
-    from pixelwise.methods.segmentation import TrainConfig
+    from pixelwise.methods.train_config import TrainConfig
 
     add_config_command(
         sub,
@@ -164,7 +164,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def register_pipeline(sub: argparse._SubParsersAction) -> None:
-    from pixelwise.pipeline import PipelineConfig
+    from pixelwise.pipeline.config import PipelineConfig
 
     add_config_command(
         sub,
@@ -180,8 +180,8 @@ def register_pipeline(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
-    from pixelwise.pipeline import PipelineConfig
-    from pixelwise.pipeline import run_pipeline as pipeline
+    from pixelwise.pipeline.config import PipelineConfig
+    from pixelwise.pipeline.run import run_pipeline as pipeline
 
     scores = pipeline(build_config(PipelineConfig, args))
     print(json.dumps({k: scores[k] for k in ("mean_iou", "pixel_acc", "stages")}, indent=2))
@@ -210,7 +210,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def register_datasets(sub: argparse._SubParsersAction) -> None:
-    from pixelwise.methods.segmentation import TrainConfig
+    from pixelwise.methods.train_config import TrainConfig
 
     parser = sub.add_parser(
         "datasets",

@@ -5,11 +5,12 @@ Ch. 3), jigsaw, relative motion and several of them on one backbone (Larsson Ch.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from torch.utils.data import Dataset
+from typing import TYPE_CHECKING, Any
 
 from pixelwise.engine.config import RunConfig, data_options, option
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 
 @dataclass
