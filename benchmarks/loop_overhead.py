@@ -9,10 +9,14 @@ autocast) and the same loss (SegmentationTask.loss):
     bare   one batch drawn once from the same loader, then --bare-steps of zero_grad + loss + backward + step on
            those same tensors (after 3 warm-up steps): what the model itself costs.
 
-overhead = 1 - loop / bare (target: under 10%). Writes benchmarks/results/loop_overhead.json. Run it on a quiet
-machine: anything else using the cores changes both rates. Usage:
+overhead = 1 - loop / bare (target: under 10%). Writes benchmarks/results/loop_overhead.json (with --tag T:
+loop_overhead_T.json). --set overrides recipe fields, e.g. the speed options (both sides then use them: the bare
+steps run through the same, possibly compiled, network on channels-last batches). Run it on a quiet machine:
+anything else using the cores changes both rates. Usage:
 
     python benchmarks/loop_overhead.py --epochs 3 --bare-steps 40
+    python benchmarks/loop_overhead.py --set channels_last=true --tag channels-last
+    python benchmarks/loop_overhead.py --set compile=true --tag compile
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pixelwise.engine.trainer import Trainer
 from pixelwise.methods.segmentation import TrainConfig, segmentation_trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import CAMVID, ROOT, camvid_recipe, result_record, write_result  # noqa: E402
+from common import CAMVID, ROOT, camvid_recipe, parse_overrides, result_record, write_result  # noqa: E402
 
 
 def loop_rate(trainer: Trainer) -> tuple[float, int]:
@@ -45,16 +49,15 @@ def loop_rate(trainer: Trainer) -> tuple[float, int]:
 
 def bare_rate(trainer: Trainer, steps: int) -> float:
     """Images/s of loss + backward + optimiser step on one fixed batch, nothing else."""
-    model, task, device = trainer.model, trainer.task, trainer.device
-    optimizer = build_optimizer(model, trainer.config, trainer.base_lr)  # type: ignore[arg-type]
-    images, targets = next(iter(trainer.train_loader))
-    images, targets = images.to(device), {k: v.to(device) for k, v in targets.items()}
-    model.train()
+    net, task, device = trainer.net, trainer.task, trainer.device
+    optimizer = build_optimizer(trainer.model, trainer.config, trainer.base_lr)  # type: ignore[arg-type]
+    images, targets = trainer.to_device(*next(iter(trainer.train_loader)))  # channels-last if the run is
+    net.train()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.config.amp):
-            loss = task.loss(model, images, targets)
+            loss = task.loss(net, images, targets)
         loss.backward()
         optimizer.step()
 
@@ -72,12 +75,16 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=3, help="epochs of `pixelwise train` (45 steps each)")
     parser.add_argument("--bare-steps", type=int, default=40, help="timed steps of the bare model")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override recipe fields")
+    parser.add_argument("--tag", default="", help="result name suffix (loop_overhead_TAG.json) for a variant")
     args = parser.parse_args()
     if not CAMVID.is_dir():
         sys.exit(f"CamVid not found at {CAMVID}; this benchmark needs ../shared/data/camvid")
-    output = ROOT / "runs" / "bench" / "loop_overhead"
+    name = f"loop_overhead_{args.tag}" if args.tag else "loop_overhead"
+    output = ROOT / "runs" / "bench" / name
     shutil.rmtree(output, ignore_errors=True)  # a fresh run: resuming would skew the timing
-    config = TrainConfig(**camvid_recipe(output, 0, amp=True, epochs=args.epochs, eval_every=0, log_every=5))
+    recipe = camvid_recipe(output, 0, amp=True, epochs=args.epochs, eval_every=0, log_every=5)
+    config = TrainConfig(**(recipe | parse_overrides(args.set)))
     started = time.time()
     trainer = segmentation_trainer(config)
     trainer.fit()
@@ -86,7 +93,7 @@ def main() -> None:
     overhead = 1 - loop / bare
     record = result_record(
         "loop_overhead",
-        "loop_overhead",
+        name,
         config,
         (time.time() - started) / 60,
         loop_images_per_s=round(loop, 3),
@@ -95,7 +102,7 @@ def main() -> None:
         loop_iterations=iterations,
         bare_steps=args.bare_steps,
     )
-    write_result(ROOT / "benchmarks" / "results" / "loop_overhead.json", record)
+    write_result(ROOT / "benchmarks" / "results" / f"{name}.json", record)
     print(
         f"pixelwise train {loop:.2f} img/s, bare forward+backward {bare:.2f} img/s: overhead {overhead:.1%}"
     )

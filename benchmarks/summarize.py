@@ -541,17 +541,19 @@ def peers_table() -> list[str]:
 
 
 def loop_overhead_line() -> list[str]:
-    path = RESULTS / "loop_overhead.json"
-    if not path.exists():
+    paths = sorted(RESULTS.glob("loop_overhead*.json"))  # the default recipe, then its variants (--tag)
+    if not paths:
         return []
-    r = json.loads(path.read_text())
-    return [
-        "### Training-loop overhead (`benchmarks/loop_overhead.py`)",
-        "",
-        f"`pixelwise train` {r['loop_images_per_s']:.2f} img/s vs the bare model's loss + backward + step on "
-        f"fixed tensors {r['bare_images_per_s']:.2f} img/s: overhead **{100 * r['overhead']:.1f}%** "
-        f"(target < 10%). `{r['command']}`, {r['machine']}, {r['date'][:10]}.",
-    ]
+    rows = ["### Training-loop overhead (`benchmarks/loop_overhead.py`)", ""]
+    for path in paths:
+        r = json.loads(path.read_text())
+        variant = r["tag"][len("loop_overhead_") :] or "default recipe"
+        rows.append(
+            f"- {variant}: `pixelwise train` {r['loop_images_per_s']:.2f} img/s vs the bare model's loss + backward "
+            f"+ step on fixed tensors {r['bare_images_per_s']:.2f} img/s: overhead **{100 * r['overhead']:.1f}%** "
+            f"(target < 10%). `{r['command']}`, {r['machine']}, {r['date'][:10]}."
+        )
+    return rows
 
 
 def main() -> None:

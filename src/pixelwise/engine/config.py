@@ -307,6 +307,16 @@ class RunConfig:
         "mixed precision: bfloat16 autocast for the forward pass; default: on where bfloat16 is native (CUDA GPUs "
         "with bf16, CPUs with AVX512-BF16/AMX), off elsewhere (emulated it is ~8x slower); --amp / --no-amp force it",
     )
+    channels_last: bool = option(
+        False,
+        "train with channels-last (NHWC) weights and image batches: faster convolutions on some CPUs and GPUs, "
+        "the same numbers up to rounding; checkpoints are stored in the usual layout",
+    )
+    compile: bool = option(
+        False,
+        "train through torch.compile (inductor); a graph that fails to compile runs eager instead, with a "
+        "warning; the first steps are slow while it compiles",
+    )
     log_every: int = option(10, "write a loss line to log.jsonl every N iterations", minimum=1)
     num_examples: int = option(4, "validation overlays saved as PNG at each evaluation", minimum=0)
     freeze: str = option(

@@ -59,6 +59,17 @@ class CompiledOrEager(nn.Module):
         return self.model(images)
 
 
+def compiled_for_training(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` for the training loop (``--compile``). A frame that fails to compile runs eager
+    (dynamo's ``suppress_errors``, which logs why), so a missing compiler slows a run instead of stopping it.
+    The compiled module forwards attribute access to ``model``, so tasks that read ``net.module`` or a part of
+    the model keep working; checkpoints are written from the uncompiled model."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True
+    return torch.compile(model, dynamic=True)
+
+
 class OnnxSegmenter(nn.Module):
     """An exported ONNX graph of ``model`` run by onnxruntime, returning ``{"seg": logits}`` like the model."""
 

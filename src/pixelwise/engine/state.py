@@ -47,6 +47,8 @@ RESUMABLE_CHANGES = frozenset(
         "eval_every",
         "output",  # a run folder that was moved or copied resumes where it now is
         "amp",  # numeric precision of the step (its default became "where bfloat16 is native")
+        "channels_last",  # memory layout and compilation change speed, not what is computed
+        "compile",
     }
 )
 

@@ -48,6 +48,7 @@ from pixelwise.engine.loaders import make_loader, set_epoch, setup_runtime, skip
 from pixelwise.engine.logging import JsonlLogger
 from pixelwise.engine.rng import capture_rng, restore_rng
 from pixelwise.engine.runlock import lock_run_folder, release_run_lock
+from pixelwise.engine.runtimes import compiled_for_training
 from pixelwise.engine.signals import stop_on_signals
 from pixelwise.engine.state import TrainState, require_same_config
 from pixelwise.engine.task import Task
@@ -95,6 +96,8 @@ class Trainer:
             self.model = sync_batchnorm(self.model, self.device)
         self.frozen = freeze_stages(self.model.backbone, config.freeze)
         self.model.to(self.device)
+        if config.channels_last:  # parameters in NHWC; batches follow in to_device
+            self.model.to(memory_format=torch.channels_last)
         self.net: nn.Module = self.model
         # Several losses on shared weights (the MultiLossTask hook): a GradientCombiner makes the step.
         self.multi_loss = hasattr(task, "losses")
@@ -105,6 +108,10 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=device_ids, find_unused_parameters=self.multi_loss
             )
+        if (
+            config.compile
+        ):  # tasks call net(...) and read its attributes: torch.compile's module forwards both
+            self.net = compiled_for_training(self.net)
         self.optimizer = optim.build_optimizer(self.model, config, self.base_lr)
         self.combiner: GradientCombiner | None = None  # built in run(), when the schedule's length is known
         self._combiner_state: dict[str, Any] | None = None
@@ -408,6 +415,8 @@ class Trainer:
         self, images: torch.Tensor, targets: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
         return images, {k: v.to(self.device, non_blocking=True) for k, v in targets.items()}
 
     def task_losses_backward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> float:
