@@ -50,6 +50,21 @@ def test_depth_command_learns_more_than_a_constant(tmp_path: Path, capsys) -> No
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run), "--data", "synthetic:8:48x64"]) == 2
     assert "a depth checkpoint, not segmentation" in capsys.readouterr().err
+    # predict writes the depth map an RGB depth model sees in an image: colour map + 16-bit millimetres
+    from PIL import Image
+
+    from pixelwise.data.rgbd import read_depth_png
+
+    image, target = build_dataset("synthetic:32:48x64", "val")[0]
+    Image.fromarray((image.permute(1, 2, 0).numpy() * 255).astype("uint8")).save(tmp_path / "scene.png")
+    out = tmp_path / "pred"
+    assert main(["predict", "--checkpoint", str(run), "--output", str(out), str(tmp_path / "scene.png")]) == 0
+    predicted = torch.from_numpy(read_depth_png(out / "scene_depth_mm.png"))
+    truth = target["depth"].as_subclass(torch.Tensor)[0]
+    known = truth > 0
+    assert predicted.shape == truth.shape and (out / "scene_depth.png").is_file()
+    relative = ((predicted[known] - truth[known]).abs() / truth[known]).mean()
+    assert relative < 2 * constant.scores()["abs_rel"], relative  # a depth map of this scene, to PNG rounding
 
 
 def test_a_wrapped_models_backbone_initialises_other_models() -> None:

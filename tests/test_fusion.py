@@ -101,6 +101,41 @@ def test_train_fusion_late_and_multitask_run_end_to_end(tmp_path: Path, capsys) 
     assert main(["train", *flags, "--fusion", "late", "--extra-input", "depth", "--output", str(late)]) == 0
     assert load_checkpoint(late / "last.safetensors").meta["model"]["kind"] == "late-fusion"
     assert any((late / "examples").rglob("*.png"))  # overlays of the RGB part of fused inputs
+    # eval reads the run's own extra input (the scenes' depth); predict takes depth PNGs named by image stem
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(late),
+                "--data",
+                "synthetic:8:24x32",
+                "--output",
+                str(tmp_path / "e"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["mean_iou"] >= 0
+    from PIL import Image
+
+    from pixelwise.data.rgbd import write_depth_png
+
+    (tmp_path / "depths").mkdir()
+    Image.new("RGB", (32, 24), (90, 120, 60)).save(tmp_path / "frame.png")
+    write_depth_png(tmp_path / "depths" / "frame.png", torch.full((24, 32), 7.5))
+    predict = [
+        "predict",
+        "--checkpoint",
+        str(late),
+        "--output",
+        str(tmp_path / "p"),
+        str(tmp_path / "frame.png"),
+    ]
+    capsys.readouterr()
+    assert main(predict) == 2 and "--extra-input FOLDER" in capsys.readouterr().err
+    assert main([*predict, "--extra-input", str(tmp_path / "depths")]) == 0
+    assert (tmp_path / "p" / "frame_labels.png").is_file()
     multi = tmp_path / "multi"
     assert main(["train", *flags, "--multitask", "depth", "--output", str(multi)]) == 0
     scores = json.loads((multi / "metrics.json").read_text())

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelwise.data import build_dataset, eval_transforms, has_splits
+from pixelwise.data.rgbd import WithDepthChannel, depth_folder
 from pixelwise.engine.checkpoint import inference_scales, resolve_checkpoint, selection_note
 from pixelwise.engine.config import EvalConfig, data_options
 from pixelwise.engine.distributed import resolve_device
@@ -45,7 +46,14 @@ def evaluate_checkpoint(
         config.data
     ):  # voc:, cityscapes:, ...: their own ids; the run's --label-map was for its files
         options.update(data_options(config))
-    dataset = build_dataset(config.data, config.split, transform=eval_transforms(), **options)
+    # A fusion run (train --fusion early / late) reads RGB + a depth channel: from --extra-input, else the run's.
+    fusion = meta.get("config", {}).get("fusion", "none") != "none"
+    extra = (config.extra_input or meta["config"].get("extra_input")) if fusion else None
+    folder = depth_folder(
+        extra
+    )  # depth PNGs are attached before the transform, the data's own depth after it
+    transform = None if folder else eval_transforms()
+    dataset = build_dataset(config.data, config.split, transform=transform, **options)
     trained_classes = meta["dataset"]["class_names"]
     if list(dataset.info.class_names) != list(trained_classes):
         raise ValueError(
@@ -54,6 +62,8 @@ def evaluate_checkpoint(
     check = getattr(dataset, "check", None)
     if check is not None:  # as training does: a bad file, or 0/255 masks whose foreground is ignored, stops
         check()  # the evaluation up front instead of skewing its scores (decoded once: the dataset caches)
+    if fusion:
+        dataset = WithDepthChannel(dataset, folder, eval_transforms() if folder else None)
     scales, scales_from = inference_scales(config.scales, meta)
     chosen = selection_note(checkpoint, meta, config.data, config.split)
     print(f"scoring {chosen}; scales {scales} ({scales_from})")

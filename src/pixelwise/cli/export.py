@@ -14,9 +14,15 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     """Write the ONNX file; returns the largest |onnxruntime - PyTorch| logit difference when checked."""
     if not config.checkpoint:
         raise ValueError("export needs --checkpoint (a run folder or .safetensors file)")
-    model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
+    model, meta = build_model_from_checkpoint(config.checkpoint, expect=("segmentation", "depth"))
     if meta["model"]["kind"] == "depth-seg":  # the joint model as-is: RGB in, logits and depth out
-        return export_joint(model, config)
+        return export_outputs(model, config, {"logits": "seg", "depth": "depth"})
+    if meta["model"]["kind"] == "depth":
+        if meta["model"].get("depth_input", "rgb") != "rgb":
+            raise ValueError(
+                f"{config.checkpoint}: only --input rgb depth models export (the others read labels)"
+            )
+        return export_outputs(model, config, {"depth": "depth"})
     # superpixel zoom-out runs SLIC (scikit-image) in its forward
     if meta["model"]["kind"] == "zoomout-superpixel":
         raise ValueError(
@@ -38,32 +44,34 @@ def export_checkpoint(config: ExportConfig) -> float | None:
     return difference
 
 
-class JointOutputs(torch.nn.Module):
-    """The joint depth + segmentation model (Mostajabi §5.5.2) with its final part's two outputs as a tuple."""
+class NamedOutputs(torch.nn.Module):
+    """A model whose forward returns a dict, as a tuple of the chosen outputs (ONNX graphs return tuples)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, keys: list[str]) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.keys = model, keys
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outputs = self.model(images)
-        return outputs["seg"], outputs["depth"]
+        return tuple(outputs[key] for key in self.keys)
 
 
-def export_joint(model: torch.nn.Module, config: ExportConfig) -> float | None:
-    """Write the joint model as ONNX (``images`` -> ``logits``, ``depth`` in metres); check both outputs."""
+def export_outputs(model: torch.nn.Module, config: ExportConfig, names: dict[str, str]) -> float | None:
+    """Write an RGB model with the outputs ``names`` (ONNX name -> the model's output key; depth in metres) and
+    check every output against PyTorch."""
     shapes = None
     if config.dynamic:
         dim = torch.export.Dim
         shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
-    module = JointOutputs(model).eval()
-    path = export_module(module, config.output, torch.rand(1, 3, *config.size), ["logits", "depth"], shapes)
-    print(f"wrote {path} (input 'images' [N, 3, H, W] in [0, 1], outputs 'logits' and 'depth' in metres)")
+    module = NamedOutputs(model, list(names.values())).eval()
+    path = export_module(module, config.output, torch.rand(1, 3, *config.size), list(names), shapes)
+    shown = " and ".join(f"'{name}'" for name in names)
+    print(f"wrote {path} (input 'images' [N, 3, H, W] in [0, 1], outputs {shown}; depth in metres)")
     if not config.check:
         return None
     images = torch.rand(1, 3, *config.size)
     with torch.no_grad():
         expected = module(images)
     difference = max(float((a - b).abs().max()) for a, b in zip(onnx_run(path, images), expected))
-    print(f"onnxruntime vs PyTorch: max |difference| {difference:.2e} (logits and depth)")
+    print(f"onnxruntime vs PyTorch: max |difference| {difference:.2e} ({', '.join(names)})")
     return difference

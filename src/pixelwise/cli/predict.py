@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from pixelwise.data.rgbd import write_depth_png
+from pixelwise.data.rgbd import depth_folder, image_with_depth, write_depth_png
 from pixelwise.data.validation import IMAGE_EXTENSIONS, load_image
 from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import PredictConfig
 from pixelwise.engine.distributed import resolve_device
-from pixelwise.engine.inference import predict_probabilities
+from pixelwise.engine.inference import predict_probabilities, rescale
 from pixelwise.engine.runtimes import inference_runtime
 from pixelwise.methods.kinds import build_model_from_checkpoint
 from pixelwise.report.images import add_legend, colorize_depth, colorize_labels, overlay, save_png
@@ -61,8 +62,11 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     if not config.checkpoint:
         raise ValueError("predict needs --checkpoint")
     device = resolve_device(config.device)
-    model, meta = build_model_from_checkpoint(config.checkpoint, expect="segmentation")
+    model, meta = build_model_from_checkpoint(config.checkpoint, expect=("segmentation", "depth"))
     described = meta["model"]
+    if described["kind"] == "depth":
+        return predict_depth(model.to(device), meta, config, inputs, device)
+    depth_pngs = fusion_depth_folder(config, meta)
     # Joint depth + segmentation and multi-task models also predict depth: written beside the labels.
     has_depth = described["kind"] == "depth-seg" or "depth" in described.get("outputs", {})
     depth_model = model.to(device) if has_depth else None
@@ -78,7 +82,8 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
     written = []
     for path in tqdm(expand_inputs(inputs), desc="predict"):
         image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float() / 255
-        batch = image[None].to(device)  # grey models convert RGB to lightness themselves
+        network_input = image_with_depth(image, depth_pngs / f"{path.stem}.png") if depth_pngs else image
+        batch = network_input[None].to(device)  # grey models convert RGB to lightness themselves
         probs = predict_probabilities(model, batch, scales, config.flip, config.window)
         labels = probs.argmax(dim=1)[0].cpu()
         names = meta["dataset"]["class_names"]
@@ -92,4 +97,44 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
             save_png(colorize_depth(depth), output / f"{path.stem}_depth.png")
             write_depth_png(output / f"{path.stem}_depth_mm.png", depth)
     print(f"wrote {len(written)} predictions to {output}")
+    return written
+
+
+def fusion_depth_folder(config: PredictConfig, meta: dict) -> Path | None:
+    """The depth PNG folder a fusion run (train --fusion early / late) reads beside each image, else None."""
+    fusion = meta.get("config", {}).get("fusion", "none")
+    if fusion == "none":
+        return None
+    folder = depth_folder(config.extra_input)
+    if folder is None:
+        raise ValueError(
+            f"{config.checkpoint}: a {fusion}-fusion model reads RGB + depth: pass --extra-input FOLDER of 16-bit "
+            "millimetre depth PNGs named by each image's stem"
+        )
+    return Path(folder)
+
+
+@torch.no_grad()
+def predict_depth(
+    model: torch.nn.Module, meta: dict, config: PredictConfig, inputs: list[Path], device: torch.device
+) -> list[Path]:
+    """A depth run (``pixelwise depth --input rgb``): NAME_depth.png (colour map) and NAME_depth_mm.png (16-bit
+    millimetres) per image, at the run's evaluation scale (flips, tiles and several scales do not apply)."""
+    reads = meta["model"].get("depth_input", "rgb")
+    if reads != "rgb":
+        raise ValueError(
+            f"{config.checkpoint}: a depth model of --input {reads} reads label maps, which predict does not "
+            "have; predict runs --input rgb depth models (score the others with `pixelwise depth`)"
+        )
+    [scale, *_], scales_from = inference_scales(config.scales, meta)
+    print(f"predicting depth at scale {scale} ({scales_from})")
+    output = Path(config.output)
+    written = []
+    for path in tqdm(expand_inputs(inputs), desc="predict depth"):
+        image = torch.from_numpy(load_image(path).copy()).permute(2, 0, 1).float() / 255
+        depth = model(rescale(image[None].to(device), scale))["depth"].float()
+        depth = F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu()
+        written.append(save_png(colorize_depth(depth), output / f"{path.stem}_depth.png"))
+        write_depth_png(output / f"{path.stem}_depth_mm.png", depth)
+    print(f"wrote {len(written)} depth maps to {output}")
     return written

@@ -224,6 +224,25 @@ class PartialLabels(Dataset):
         return image, target
 
 
+def depth_folder(extra_input: str | None) -> str | None:
+    """``--extra-input`` -> the folder of depth PNGs it names, or None for ``depth`` (the data's own depth)."""
+    return None if extra_input in (None, "depth") else extra_input
+
+
+def image_with_depth(image: torch.Tensor, depth_png: Path) -> torch.Tensor:
+    """RGB [3, H, W] in [0, 1] + its 16-bit depth PNG -> [4, H, W], the input of a fusion model."""
+    if not depth_png.is_file():
+        raise DatasetError(
+            f"{depth_png}: no depth PNG for this image (16-bit millimetres, named by its stem)"
+        )
+    depth = torch.from_numpy(read_depth_png(depth_png))[None]
+    if depth.shape[-2:] != image.shape[-2:]:
+        raise DatasetError(
+            f"{depth_png}: depth is {tuple(depth.shape[-2:])} but its image is {tuple(image.shape[-2:])} (H, W)"
+        )
+    return torch.cat([image, depth_channel(depth)])
+
+
 class WithDepthChannel(Dataset):
     """``dataset``'s images with a depth channel appended, [3 + 1, H, W] (:func:`depth_channel`), for early /
     late fusion (Long §3.4). The depth comes from the items' own ``depth`` target (after their transform, so

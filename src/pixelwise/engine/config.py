@@ -422,6 +422,12 @@ class InferenceOptions:
         False,
         "--engine torch / compile: channels-last tensors and weights (faster convolutions on some CPUs)",
     )
+    extra_input: str | None = option(
+        None,
+        "fusion runs (train --fusion early / late): the extra channels, 'depth' (the data's own depth: synthetic "
+        "scenes, rgbd: lists) or a FOLDER of 16-bit millimetre depth PNGs named by image stem; eval defaults to "
+        "the run's own --extra-input, predict needs a FOLDER",
+    )
 
 
 @dataclass

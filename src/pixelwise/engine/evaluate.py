@@ -58,7 +58,8 @@ def evaluate(
         cm += confusion_matrix(preds, labels, num_classes, ignore_index)
         boundary.update(preds, labels)
         if len(examples) < options.examples:
-            examples.extend(zip(images.cpu(), preds.cpu(), labels.cpu()))
+            # Fused inputs (RGB + extra channels, Long §3.4) are shown by their RGB part.
+            examples.extend(zip(images[:, :3].cpu(), preds.cpu(), labels.cpu()))
     all_reduce_sum(cm)
     for state in boundary.state_tensors():
         all_reduce_sum(state)

@@ -59,6 +59,12 @@ def _late_fusion(described: dict[str, Any]) -> nn.Module:
     return LateFusionModel(LateFusionConfig.from_dict(described))
 
 
+def _depth(described: dict[str, Any]) -> nn.Module:
+    from pixelwise.methods.depth import DepthModel, DepthModelConfig
+
+    return DepthModel(DepthModelConfig.from_dict(described))
+
+
 def _depth_seg(described: dict[str, Any]) -> nn.Module:
     from pixelwise.methods.joint import JointModel, JointModelConfig
 
@@ -79,14 +85,14 @@ KINDS: dict[str, Kind] = {
     "zoomout-superpixel": Kind(_superpixel_zoomout, "`pixelwise predict` / `eval`", "segmentation"),
     "colorization": Kind(_colorization, "`pixelwise colorize`", "colorization"),
     "tag-localiser": Kind(_tag_localiser, "`pixelwise weak points`", "tag-localiser"),
-    "depth": Kind(None, "`pixelwise depth` (its validation reports the depth errors)", "depth"),
+    "depth": Kind(
+        _depth, "`pixelwise predict` / `export` (depth maps) or `pixelwise depth` (its errors)", "depth"
+    ),
     "multi-task": Kind(
         _multi_task, "`pixelwise predict` / `eval` / `export` (its seg output)", "segmentation"
     ),
-    "late-fusion": Kind(
-        _late_fusion,
-        "`pixelwise train --fusion late` (it reads RGB + the extra input; its validation scores it)",
-        "late-fusion",
+    "late-fusion": Kind(  # reads RGB + the extra channels: eval / predict take --extra-input
+        _late_fusion, "`pixelwise eval` / `predict` / `export` (with --extra-input)", "segmentation"
     ),
     "depth-seg": Kind(  # eval / predict read its seg output; export writes both outputs
         _depth_seg, "`pixelwise eval` / `predict` / `export` (RGB in, seg and depth out)", "segmentation"
@@ -123,12 +129,13 @@ KINDS: dict[str, Kind] = {
 
 
 def build_model_from_checkpoint(
-    path: str | Path, expect: str | None = None
+    path: str | Path, expect: str | tuple[str, ...] | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes (segmentation, superpixel zoom-out, colorization, tag localiser),
     weights loaded, in eval mode.
 
-    ``expect`` names the family the caller needs: any other kind is a one-line error that names its command.
+    ``expect`` names the family (or families) the caller takes: any other kind is a one-line error that names
+    its command.
     """
     checkpoint = load_checkpoint(path)
     require_current_geometry(checkpoint.meta, path)
@@ -141,8 +148,10 @@ def build_model_from_checkpoint(
     kind = KINDS.get(name)
     if kind is None:
         raise ValueError(f"{path}: unknown model kind {name!r} (written by a newer pixelwise?)")
-    if expect is not None and kind.family != expect:
-        raise ValueError(f"{path}: a {name} checkpoint, not {expect}; use it with {kind.command}")
+    families = (expect,) if isinstance(expect, str) else expect
+    if families is not None and kind.family not in families:
+        wanted = " or ".join(families)
+        raise ValueError(f"{path}: a {name} checkpoint, not {wanted}; use it with {kind.command}")
     if kind.build is None:
         raise ValueError(f"{path}: a {name} checkpoint; use it with {kind.command}")
     try:
