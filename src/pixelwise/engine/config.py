@@ -395,6 +395,26 @@ def save_yaml(values: dict[str, Any], path: str | Path) -> None:
 
 
 @dataclass
+class LabelledRunConfig(RunConfig):
+    """A run on labelled images: which share of them it uses, and the selection split it carves from them."""
+
+    labels_fraction: float = option(
+        1.0,
+        "use this fraction of the labelled training images (seeded subset)",
+        exclusive_minimum=0,
+        maximum=1,
+    )
+    select_fraction: float = option(
+        0.0,
+        "carve this fraction of the training images (a fixed seeded subset, recorded in the checkpoints) as the "
+        "selection split: periodic validation and best.safetensors use it, and the validation data is scored "
+        "once, by the last model, at the end (so no choice is made on the split that is reported); 0 = off",
+        minimum=0,
+        exclusive_maximum=1,
+    )
+
+
+@dataclass
 class InferenceOptions:
     """What ``eval`` and ``predict`` share: the checkpoint and how inference runs (scales, flips, tiles)."""
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixelwise.engine.config import RunConfig, option
+from pixelwise.engine.config import LabelledRunConfig, option
 
 # The architectures TrainConfig offers (pixelwise.models.ARCHITECTURES; a test keeps them equal).
 ARCHITECTURE_CHOICES = ("fcn32s", "fcn16s", "fcn8s", "zoomout")
 
 
 @dataclass
-class TrainConfig(RunConfig):
+class TrainConfig(LabelledRunConfig):
     """Supervised dense labelling (``pixelwise train``)."""
 
     arch: str = option(
@@ -28,20 +28,6 @@ class TrainConfig(RunConfig):
     )
     in_channels: int = option(
         3, "input channels: 3 for RGB, 1 for grayscale (lightness) input", choices=(1, 3)
-    )
-    labels_fraction: float = option(
-        1.0,
-        "use this fraction of the labelled training images (seeded subset)",
-        exclusive_minimum=0,
-        maximum=1,
-    )
-    select_fraction: float = option(
-        0.0,
-        "carve this fraction of the training images (a fixed seeded subset, recorded in the checkpoints) as the "
-        "selection split: periodic validation and best.safetensors use it, and the validation data is scored "
-        "once, by the last model, at the end (so no choice is made on the split that is reported); 0 = off",
-        minimum=0,
-        exclusive_maximum=1,
     )
     class_weights: str = option(
         "none",

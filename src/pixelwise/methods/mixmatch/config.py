@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixelwise.engine.config import RunConfig, option
+from pixelwise.engine.config import LabelledRunConfig, option
 
 
 @dataclass
-class TuneConfig(RunConfig):
+class TuneConfig(LabelledRunConfig):
     """Mix-and-Match tuning (Zhan et al. 2018) between pretraining and fine-tuning (``pixelwise tune``).
 
     Optimiser defaults follow the paper's M&M stage: SGD, lr 0.01 dropped to 0.001 at 75% (iteration 6k of 8k),
@@ -78,20 +78,6 @@ class TuneConfig(RunConfig):
     )
     background_share: float = option(
         0.1, "share of patches centred on --background-class (if any)", minimum=0, maximum=1
-    )
-    labels_fraction: float = option(
-        1.0,
-        "use this fraction of the labelled training images (seeded subset)",
-        exclusive_minimum=0,
-        maximum=1,
-    )
-    select_fraction: float = option(
-        0.0,
-        "carve this fraction of the training images (a fixed seeded subset, recorded in the checkpoints) as the "
-        "selection split: periodic validation and best.safetensors use it, and the validation data is scored "
-        "once, by the last model, at the end (so no choice is made on the split that is reported); 0 = off",
-        minimum=0,
-        exclusive_maximum=1,
     )
     color_jitter: float = option(0.0, "brightness/contrast/saturation jitter (0: off)", minimum=0)
     optimizer: str = option("sgd", "optimiser", choices=("sgd", "adamw"))
