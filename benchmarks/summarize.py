@@ -16,6 +16,7 @@ from tables_correspondence import correspondence_tables  # noqa: E402
 from tables_depth_joint import depth_joint_tables  # noqa: E402
 from tables_mixtures import mixture_tables  # noqa: E402
 from tables_regions import region_tables  # noqa: E402
+from tables_time_budget import time_budget_tables  # noqa: E402
 
 DOC = ROOT / "docs" / "results.md"
 START, END = "<!-- generated:start -->", "<!-- generated:end -->"
@@ -574,6 +575,7 @@ def main() -> None:
         *region_tables(),
         *mixture_tables(),
         *depth_joint_tables(),
+        *time_budget_tables(),
         peers_table(),
         loop_overhead_line(),
     ]
