@@ -35,8 +35,12 @@ from typing import Any
 
 import torch
 
-from pixelwise.methods.proposals.config import ProposalTrainConfig
-from pixelwise.methods.proposals.model import DEFAULT_KERNELS, DEFAULT_PATHWAYS, DEFAULT_WINDOWS
+from pixelwise.methods.proposals.config import (
+    DEFAULT_KERNELS,
+    DEFAULT_PATHWAYS,
+    DEFAULT_WINDOWS,
+    ProposalTrainConfig,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import CAMVID, ROOT, fit_and_record, machine, provenance, write_result  # noqa: E402

@@ -111,3 +111,10 @@ def test_stratified_split_holds_out_every_class_and_ranks_the_training_part() ->
     assert torch.equal(labels[train[:5]].sort().values, torch.arange(5))  # rank 0 of every class first
     few = per_class_subset(train, labels, 3)
     assert torch.equal(torch.bincount(labels[few]), torch.full((5,), 3)) and torch.equal(few, train[:15])
+
+
+def test_the_parts_options_offer_every_digit_variant() -> None:
+    from pixelwise.data.digits import VARIANTS
+    from pixelwise.methods.mixtures.config import VARIANTS as OFFERED  # torch-free copy for `parts --help`
+
+    assert OFFERED == VARIANTS

@@ -95,3 +95,16 @@ def test_no_module_level_import_cycle() -> None:
     # A package importing its own submodules (``__init__`` re-exports) is not a cycle of the layers.
     real = [c for c in cycles if not all(m.startswith(c[0] + ".") or m == c[0] for m in c[1:])]
     assert not real, "\n".join(" -> ".join(c) for c in real)
+
+
+def test_every_name_a_method_package_exports_lazily_resolves() -> None:
+    import importlib
+    import pkgutil
+
+    import pixelwise.methods
+
+    for info in pkgutil.iter_modules(pixelwise.methods.__path__):
+        if info.ispkg:
+            package = importlib.import_module(f"pixelwise.methods.{info.name}")
+            for name in [*dir(package), *getattr(package, "__all__", [])]:
+                assert getattr(package, name) is not None or name.startswith("_"), f"{info.name}.{name}"

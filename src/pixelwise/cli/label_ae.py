@@ -6,7 +6,7 @@ import argparse
 import json
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
-from pixelwise.methods.label_ae.neighbours import NeighboursConfig
+from pixelwise.methods.label_ae.config import NeighboursConfig
 
 
 def register_label_ae(sub: argparse._SubParsersAction) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,3 +126,13 @@ def check_output(path: Path, is_file: bool = False) -> None:
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag}: {existing} is not writable by this user; choose another --output")
+
+
+def deferred(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command's ``run`` that imports ``module`` only when the command runs, so building its parser (and
+    ``--help``) stays free of what the work needs (torch, OpenCV, ...)."""
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run

@@ -11,8 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from pixelwise.cli.options import add_dataclass_arguments, build_config
 from pixelwise.methods.mixtures.config import PartsEvalConfig, PartsFitConfig, PartsShowConfig
 
@@ -65,6 +63,8 @@ def _checkpoint(path: str) -> Path:
 
 
 def _threads(threads: int | None) -> None:
+    import torch  # here, not at the top: `pixelwise parts --help` needs no torch
+
     if threads:
         torch.set_num_threads(threads)
 
@@ -111,6 +111,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import torch
+
     from pixelwise.data.digits import load_digit_data, stratified_split
     from pixelwise.methods.mixtures import PartsNet, circular_correlation, error_rate
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from pixelwise.cli.options import add_dataclass_arguments, build_config
 from pixelwise.methods.proposals.config import (
@@ -15,6 +14,9 @@ from pixelwise.methods.proposals.config import (
     ProposalPredictConfig,
     ProposalTrainConfig,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register_proposals(sub: argparse._SubParsersAction) -> None:
@@ -104,6 +106,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, size: list[int] | None) -> torch.Tensor:
+    import torch
+
     from pixelwise.data.validation import load_image
 
     image = torch.from_numpy(load_image(Path(path)).copy()).permute(2, 0, 1).float() / 255
@@ -138,6 +142,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import torch
+
     from pixelwise.engine.export import export_module, onnx_run
     from pixelwise.methods.proposals.model import FlatRegionOutputs
 

@@ -41,7 +41,7 @@ def register_tune(sub: argparse._SubParsersAction) -> None:
         "features) and report the nearest-class-centroid accuracy and the intra/inter-class distance ratio. An M&M "
         "checkpoint is compared with what it started from (its --init-from, or a random init). Writes JSON.",
     )
-    from pixelwise.methods.mixmatch.diagnose import DiagnoseConfig
+    from pixelwise.methods.mixmatch.config import DiagnoseConfig
 
     add_dataclass_arguments(diagnose, DiagnoseConfig)
     diagnose.set_defaults(run=run_diagnose)

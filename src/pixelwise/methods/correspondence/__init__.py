@@ -11,35 +11,44 @@
 Metrics (PCK, EPE, label-transfer IoU, PSNR) live in :mod:`pixelwise.metrics.correspondence`.
 """
 
-from pixelwise.methods.correspondence.cost import data_cost, displacements
-from pixelwise.methods.correspondence.descriptors import grey_patch_descriptors, sift_descriptors
-from pixelwise.methods.correspondence.features import (
-    FeatureConfig,
-    FeatureGrid,
-    FrozenFeatures,
-    dense_features,
-    feature_extractor,
-    stage_rf_sizes,
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "data_cost": "cost",
+        "displacements": "cost",
+        "grey_patch_descriptors": "descriptors",
+        "sift_descriptors": "descriptors",
+        "FeatureConfig": "features",
+        "FeatureGrid": "features",
+        "FrozenFeatures": "features",
+        "dense_features": "features",
+        "feature_extractor": "features",
+        "stage_rf_sizes": "features",
+        "Flow": "flow",
+        "conv_flow": "flow",
+        "zero_flow": "flow",
+        "FlowEnergy": "mrf",
+        "belief_propagation": "mrf",
+        "flow_energy": "mrf",
+        "min_convolve_1d": "mrf",
+        "min_convolve_2d": "mrf",
+        "PatchDatabase": "reconstruction",
+        "build_database": "reconstruction",
+        "reconstruct": "reconstruction",
+        "Transfer": "transfer",
+        "cosine_neighbours": "transfer",
+        "global_descriptors": "transfer",
+        "median_of_top": "transfer",
+        "nn_transfer": "transfer",
+        "transfer_keypoints": "transfer",
+        "transfer_points": "transfer",
+        "warp_image": "warp",
+        "warp_labels": "warp",
+    },
 )
-from pixelwise.methods.correspondence.flow import Flow, conv_flow, zero_flow
-from pixelwise.methods.correspondence.mrf import (
-    FlowEnergy,
-    belief_propagation,
-    flow_energy,
-    min_convolve_1d,
-    min_convolve_2d,
-)
-from pixelwise.methods.correspondence.reconstruction import PatchDatabase, build_database, reconstruct
-from pixelwise.methods.correspondence.transfer import (
-    Transfer,
-    cosine_neighbours,
-    global_descriptors,
-    median_of_top,
-    nn_transfer,
-    transfer_keypoints,
-    transfer_points,
-)
-from pixelwise.methods.correspondence.warp import warp_image, warp_labels
 
 __all__ = [
     "FeatureConfig",

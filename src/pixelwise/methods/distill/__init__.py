@@ -8,28 +8,37 @@
 - :mod:`.config` and :mod:`.task`: ``pixelwise distill``'s options and its training task.
 """
 
-from pixelwise.methods.distill.config import DistillConfig
-from pixelwise.methods.distill.divergence import (
-    ab_divergence,
-    ab_divergence_terms,
-    ab_loss,
-    classic_distillation_loss,
-    ensemble_mean,
-    generalized_kl_loss,
-    generalized_kl_terms,
-    l2_loss,
-)
-from pixelwise.methods.distill.statistics import TeacherScale, feature_subset, teacher_scale
-from pixelwise.methods.distill.student import AuxiliaryStudent, StudentConfig, StudentModel
-from pixelwise.methods.distill.task import DistillationTask, stored_distillation
-from pixelwise.methods.distill.teachers import (
-    FrozenTeacher,
-    TeacherEnsemble,
-    TeacherSpec,
-    load_teacher,
-    pre_relu_block,
-    top_features,
-    top_layer,
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DistillConfig": "config",
+        "ab_divergence": "divergence",
+        "ab_divergence_terms": "divergence",
+        "ab_loss": "divergence",
+        "classic_distillation_loss": "divergence",
+        "ensemble_mean": "divergence",
+        "generalized_kl_loss": "divergence",
+        "generalized_kl_terms": "divergence",
+        "l2_loss": "divergence",
+        "TeacherScale": "statistics",
+        "feature_subset": "statistics",
+        "teacher_scale": "statistics",
+        "AuxiliaryStudent": "student",
+        "StudentConfig": "student",
+        "StudentModel": "student",
+        "DistillationTask": "task",
+        "stored_distillation": "task",
+        "FrozenTeacher": "teachers",
+        "TeacherEnsemble": "teachers",
+        "TeacherSpec": "teachers",
+        "load_teacher": "teachers",
+        "pre_relu_block": "teachers",
+        "top_features": "teachers",
+        "top_layer": "teachers",
+    },
 )
 
 __all__ = [

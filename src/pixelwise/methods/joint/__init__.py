@@ -8,11 +8,23 @@ heads (the masked seg loss, heads run on detached weights); every batch holds a 
 two-phase schedule.
 """
 
-from pixelwise.methods.joint.config import ARMS, JointConfig
-from pixelwise.methods.joint.loss import TERMS, BalancedTerms
-from pixelwise.methods.joint.model import JointModel, JointModelConfig
-from pixelwise.methods.joint.sampler import LabelledBatchSampler
-from pixelwise.methods.joint.task import JointTask, run_joint
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ARMS": "config",
+        "JointConfig": "config",
+        "TERMS": "loss",
+        "BalancedTerms": "loss",
+        "JointModel": "model",
+        "JointModelConfig": "model",
+        "LabelledBatchSampler": "sampler",
+        "JointTask": "task",
+        "run_joint": "task",
+    },
+)
 
 __all__ = [
     "ARMS",

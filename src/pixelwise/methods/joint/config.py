@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixelwise.engine.config import option
-from pixelwise.methods.depth import MetricDepthConfig
+from pixelwise.methods.depth.config import MetricDepthConfig
 
 # Table 5.6 (+ the spec's missing ablations): which loss terms each arm trains, see loss.ARM_TERMS.
 ARMS = ("two-part", "baseline", "no-seg", "no-depth", "2x-seg", "single-part")

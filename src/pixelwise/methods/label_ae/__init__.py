@@ -10,23 +10,28 @@ discarded after training.
 - :mod:`.neighbours`: nearest-neighbour retrieval of label maps in code space (§4.3).
 """
 
-from pixelwise.methods.label_ae.model import (
-    LabelAEConfig,
-    LabelAutoencoder,
-    LabelDecoder,
-    LabelEncoder,
-    layer_widths,
-    load_label_autoencoder,
-    one_hot_labels,
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "LabelAEConfig": "model",
+        "LabelAutoencoder": "model",
+        "LabelDecoder": "model",
+        "LabelEncoder": "model",
+        "layer_widths": "model",
+        "load_label_autoencoder": "model",
+        "one_hot_labels": "model",
+        "DecoderBranch": "regularizer",
+        "EncoderBranch": "regularizer",
+        "LabelRegularizedModel": "regularizer",
+        "attach_label_regularizer": "regularizer",
+        "default_aux_layer": "regularizer",
+        "LabelAETask": "task",
+        "reconstruction_scores": "task",
+    },
 )
-from pixelwise.methods.label_ae.regularizer import (
-    DecoderBranch,
-    EncoderBranch,
-    LabelRegularizedModel,
-    attach_label_regularizer,
-    default_aux_layer,
-)
-from pixelwise.methods.label_ae.task import LabelAETask, reconstruction_scores
 
 __all__ = [
     "DecoderBranch",

@@ -9,12 +9,33 @@ segmentation fine-tuning: pretrain (e.g. colorization) -> M&M on the labelled ta
 - :mod:`.diagnose`: nearest-class-centroid accuracy and intra/inter distance ratio of val patch features.
 """
 
-from pixelwise.methods.mixmatch.diagnose import DiagnoseConfig, centroid_diagnostic, diagnose, patch_features
-from pixelwise.methods.mixmatch.graph import TRIPLET_SAMPLERS, class_wise_connected_triplets, random_triplets
-from pixelwise.methods.mixmatch.loss import MARGIN, perceptual_distance, perceptual_features, triplet_loss
-from pixelwise.methods.mixmatch.model import MixMatchConfig, MixMatchModel, default_feature_layer
-from pixelwise.methods.mixmatch.sampler import Patches, PatchSampler, crop_patches, sample_patches
-from pixelwise.methods.mixmatch.task import MixMatchTask
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "DiagnoseConfig": "config",
+        "centroid_diagnostic": "diagnose",
+        "diagnose": "diagnose",
+        "patch_features": "diagnose",
+        "TRIPLET_SAMPLERS": "graph",
+        "class_wise_connected_triplets": "graph",
+        "random_triplets": "graph",
+        "MARGIN": "loss",
+        "perceptual_distance": "loss",
+        "perceptual_features": "loss",
+        "triplet_loss": "loss",
+        "MixMatchConfig": "model",
+        "MixMatchModel": "model",
+        "default_feature_layer": "model",
+        "Patches": "sampler",
+        "PatchSampler": "sampler",
+        "crop_patches": "sampler",
+        "sample_patches": "sampler",
+        "MixMatchTask": "task",
+    },
+)
 
 __all__ = [
     "MARGIN",

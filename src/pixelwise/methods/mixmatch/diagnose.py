@@ -17,7 +17,6 @@ scores checkpoints (an M&M run and, by default, its --init-from checkpoint) and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pixelwise.engine.config import option
 from pixelwise.engine.distributed import all_reduce_sum
+from pixelwise.methods.mixmatch.config import DiagnoseConfig
 from pixelwise.methods.mixmatch.model import MixMatchConfig, MixMatchModel
 from pixelwise.methods.mixmatch.sampler import PatchSampler, sample_patches
 from pixelwise.metrics import scores_to_json
@@ -115,40 +114,6 @@ def centroid_diagnostic(features: torch.Tensor, labels: torch.Tensor, num_classe
         "classes": int(present.sum()),
         "feature_dim": dim,
     }
-
-
-# ----------------------------------------------------------------------------------------------- CLI
-@dataclass
-class DiagnoseConfig:
-    checkpoint: list[str] = option(
-        [],
-        "checkpoints or run folders to score: an M&M run (`pixelwise tune`), colorization, segmentation, ...",
-    )
-    before: bool = option(
-        True,
-        "also score what each M&M checkpoint started from (its --init-from, or a random init): before/after",
-    )
-    data: str = option("", "labelled data: 'synthetic', 'camvid:PATH', a list file, 'folders:IMAGES:LABELS'")
-    split: str = option("val", "split whose patches are scored")
-    base_size: list[int] | None = option(
-        None,
-        "resize images at load to H W (default: the M&M run's --base-size, else as stored)",
-        length=2,
-        minimum=1,
-    )
-    patches_per_image: int | None = option(
-        None, "patches per image (default: the M&M run's, else 10)", minimum=1
-    )
-    patch_sides: list[int] | None = option(
-        None, "min max patch side in pixels (default: the M&M run's)", length=2, minimum=1
-    )
-    patch_size: int | None = option(None, "side patches are resized to (default: the M&M run's)", minimum=1)
-    images: int | None = option(None, "score only the first N images of the split", minimum=1)
-    seed: int = option(
-        0, "seed of the patch draw (every checkpoint is scored on the same patches)", minimum=0
-    )
-    output: str = option("diagnose.json", "JSON file written with the scores of every checkpoint")
-    device: str = option("auto", "'auto', 'cpu', 'cuda', ...")
 
 
 def feature_model(

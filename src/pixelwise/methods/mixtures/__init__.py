@@ -10,22 +10,33 @@
 Not a training ``Task``: EM has no gradients. ``pixelwise parts fit|eval|show`` is its command.
 """
 
-from pixelwise.methods.mixtures.bernoulli_mm import (
-    PermutationMM,
-    bernoulli_log_likelihood,
-    check_permutation_table,
-    cyclic_group_table,
-)
-from pixelwise.methods.mixtures.edges import edge_permutation, oriented_edges, polarity_permutation, spread
-from pixelwise.methods.mixtures.layers import Edges, Mixture, RotMix, check_transformations, or_pool
-from pixelwise.methods.mixtures.net import (
-    MODELS,
-    PartsNet,
-    PartsNetConfig,
-    circular_correlation,
-    error_rate,
-    parts_grid,
-    save_parts_grid,
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PermutationMM": "bernoulli_mm",
+        "bernoulli_log_likelihood": "bernoulli_mm",
+        "check_permutation_table": "bernoulli_mm",
+        "cyclic_group_table": "bernoulli_mm",
+        "edge_permutation": "edges",
+        "oriented_edges": "edges",
+        "polarity_permutation": "edges",
+        "spread": "edges",
+        "Edges": "layers",
+        "Mixture": "layers",
+        "RotMix": "layers",
+        "check_transformations": "layers",
+        "or_pool": "layers",
+        "MODELS": "config",
+        "PartsNet": "net",
+        "PartsNetConfig": "net",
+        "circular_correlation": "net",
+        "error_rate": "net",
+        "parts_grid": "net",
+        "save_parts_grid": "net",
+    },
 )
 
 __all__ = [

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixelwise.data.digits import VARIANTS
 from pixelwise.engine.config import option
-from pixelwise.methods.mixtures.layers import TRANSFORMS
-from pixelwise.methods.mixtures.net import CLASS_SCORES, MODELS
+
+# The choices below are defined here, torch-free, for `pixelwise parts --help`; layers.py and net.py check them.
+TRANSFORMS = ("recompute", "analytic")  # how a parts layer's pose transforms are computed
+MODELS = ("plain", "plain-svm", "oriented")
+CLASS_SCORES = ("max", "logsumexp")
+VARIANTS = (
+    "basic",
+    "rot",
+    "bg-rand",
+    "bg-img",
+    "bg-img-rot",
+)  # data.digits.VARIANTS (a test keeps them equal)
 
 DATA_HELP = (
     "images: 'digits' (scikit-learn's 1,797 bundled handwritten digits at 28x28), 'fonts[:N]' (N digits rendered "

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelwise.methods.mixtures.bernoulli_mm import PermutationMM, cyclic_group_table
+from pixelwise.methods.mixtures.config import TRANSFORMS
 from pixelwise.methods.mixtures.edges import (
     ORIENTATIONS,
     edge_permutation,
@@ -33,8 +34,6 @@ from pixelwise.methods.mixtures.edges import (
     polarity_permutation,
     spread,
 )
-
-TRANSFORMS = ("recompute", "analytic")
 
 
 def or_pool(codes: torch.Tensor, size: int) -> torch.Tensor:

@@ -29,11 +29,9 @@ import torch
 
 from pixelwise.data.digits import rotate
 from pixelwise.methods.mixtures.bernoulli_mm import PermutationMM, bernoulli_log_likelihood
+from pixelwise.methods.mixtures.config import CLASS_SCORES, MODELS
 from pixelwise.methods.mixtures.layers import Edges, Mixture, check_transformations
 from pixelwise.models.stored import StoredConfig
-
-MODELS = ("plain", "plain-svm", "oriented")
-CLASS_SCORES = ("max", "logsumexp")
 
 
 @dataclass(frozen=True)

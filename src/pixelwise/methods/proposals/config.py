@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixelwise.engine.config import RunConfig, option
-from pixelwise.methods.proposals.model import DEFAULT_KERNELS, DEFAULT_PATHWAYS, DEFAULT_WINDOWS
+
+# CPU-scale pyramid of the spec (Table 4.1 adapted to ResNet-18 at 180x240): windows of 15 / 19 cells (odd: R = -R),
+# kernels 5 / 9.
+DEFAULT_PATHWAYS = ("conv1", "layer1", "layer2", "layer3")
+DEFAULT_WINDOWS = (15, 15, 19, 19)
+DEFAULT_KERNELS = (5, 5, 9, 9)
 
 
 @dataclass

@@ -27,18 +27,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from pixelwise.methods.proposals.config import DEFAULT_KERNELS, DEFAULT_PATHWAYS, DEFAULT_WINDOWS
 from pixelwise.methods.proposals.pairwise import transpose
 from pixelwise.models.backbones import create_backbone
 from pixelwise.models.inputs import InputNormalizer
 from pixelwise.models.receptive_field import Grid
 from pixelwise.models.stored import StoredConfig
 from pixelwise.models.taps import FeatureTaps
-
-# CPU-scale pyramid of the spec (Table 4.1 adapted to ResNet-18 at 180x240): windows of 15 / 19 cells (odd: R = -R),
-# kernels 5 / 9.
-DEFAULT_PATHWAYS = ("conv1", "layer1", "layer2", "layer3")
-DEFAULT_WINDOWS = (15, 15, 19, 19)
-DEFAULT_KERNELS = (5, 5, 9, 9)
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,23 @@
 """Weak supervision from image-level tags (Mostajabi thesis Ch. 4): localise, sample diverse points, train on them."""
 
-from pixelwise.methods.weak.localisation import (
-    TagLocaliser,
-    TagLocaliserConfig,
-    global_softmax_log_probs,
-    tag_loss,
+from pixelwise.lazy import lazy_exports
+
+# Imported on first use: `pixelwise CMD --help` reads the options module alone (no torch).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "TagLocaliser": "localisation",
+        "TagLocaliserConfig": "localisation",
+        "global_softmax_log_probs": "localisation",
+        "tag_loss": "localisation",
+        "background_points": "sampling",
+        "diverse_points": "sampling",
+        "normalised_features": "sampling",
+        "TagLocalisationTask": "task",
+        "sample_point_labels": "task",
+        "write_point_labels": "task",
+    },
 )
-from pixelwise.methods.weak.sampling import background_points, diverse_points, normalised_features
-from pixelwise.methods.weak.task import TagLocalisationTask, sample_point_labels, write_point_labels
 
 __all__ = [
     "TagLocalisationTask",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pixelwise.engine.config import option
-from pixelwise.methods.segmentation import TrainConfig
+from pixelwise.methods.train_config import TrainConfig
 
 
 @dataclass

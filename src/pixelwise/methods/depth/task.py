@@ -1,20 +1,5 @@
-"""``pixelwise depth``: monocular depth from RGB (Mostajabi thesis §5.5) with any segmentation architecture.
-
-The network is a pixelwise segmentation model with one output channel read as log depth, so every architecture
-(FCN-32s/16s/8s, zoom-out), backbone, initialisation (e.g. ``--init-from`` a colorization run) and the whole
-training loop carry over; depth = exp(output) is positive by construction and starts at 1 m (FCN score layers are
-zero-initialised). The loss is L1 in metres over the pixels with known depth (§5.5.2: "L1 depth"); validation
-reports RMSE, RMSE(log), AbsRel, SqRel and the delta accuracies (:class:`~pixelwise.metrics.DepthErrors`), and
-keeps the checkpoint with the best delta < 1.25. Data must carry a ``depth`` target (the synthetic scenes do;
-CamVid has none).
-
-Depth from segmentation (§5.5.1, Table 5.5): ``--input seg`` feeds the ground-truth labels as one binary mask
-channel per class (void all-zero), ``seg+rgb`` stacks them after the RGB channels, and ``pred-seg`` /
-``pred-seg+rgb`` feed a segmentation checkpoint's softmax probabilities instead (``--seg-from``: the deployable
-case). The inputs are built inside the task from ``targets["seg"]``, so the data pipeline is unchanged and the
-crops and flips that move the depth move the label channels too. With ground-truth seg the labels are the input
-at test time as well: Table 5.5 measures how much depth the labels determine, not a deployable model.
-"""
+"""``DepthTask`` and ``DepthModel``: depth from RGB or from labels on any segmentation model (see the package
+docstring)."""
 
 from __future__ import annotations
 
@@ -29,12 +14,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from pixelwise.engine.config import option
 from pixelwise.engine.distributed import all_reduce_sum
 from pixelwise.engine.inference import rescale
+from pixelwise.methods.depth.config import DepthConfig
 from pixelwise.methods.segmentation import (
     SegmentationTask,
-    TrainConfig,
     depth_l1,
     load_backbone_from_run,
     reject_unused_options,
@@ -42,8 +26,6 @@ from pixelwise.methods.segmentation import (
 from pixelwise.metrics import DepthErrors
 from pixelwise.models import ModelConfig, SegmentationModel
 from pixelwise.models.weights import load_backbone_weights
-
-DEPTH_INPUTS = ("rgb", "seg", "seg+rgb", "pred-seg", "pred-seg+rgb")
 
 
 def one_hot_labels(seg: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -61,42 +43,6 @@ def input_channels(mode: str, num_classes: int, rgb_channels: int = 3) -> tuple[
         return rgb_channels, None
     labels = num_classes
     return (labels + 3, 3) if mode.endswith("+rgb") else (labels, 0)
-
-
-@dataclass
-class MetricDepthConfig(TrainConfig):
-    """Options of every run scored in metres (``depth``, ``joint``): no scale jitter by default, the AbsRel divisor."""
-
-    scale: list[float] = option(
-        [1.0, 1.0],
-        "random scale jitter range before cropping; off by default: zooming an image changes its apparent "
-        "distance, which its metric depth targets do not follow",
-        length=2,
-        exclusive_minimum=0,
-    )
-    relative_to: str = option(
-        "ground-truth",
-        "divisor of AbsRel and SqRel: the ground truth (standard) or the prediction (the thesis' convention)",
-        choices=("ground-truth", "prediction"),
-    )
-
-
-@dataclass
-class DepthConfig(MetricDepthConfig):
-    """Monocular depth (``pixelwise depth``, Mostajabi thesis §5.5): a one-channel model read as log depth."""
-
-    output: str = option("runs/depth", "run folder: config.yaml, log.jsonl, last/best checkpoints")
-    input: str = option(
-        "rgb",
-        "what the network reads (Mostajabi §5.5.1, Table 5.5): RGB; the ground-truth labels as one binary mask "
-        "per class (void all-zero), alone or after RGB; or a segmentation run's predicted class probabilities "
-        "(--seg-from), alone or after RGB",
-        choices=DEPTH_INPUTS,
-    )
-    seg_from: str | None = option(
-        None,
-        "with --input pred-seg / pred-seg+rgb: the segmentation checkpoint or run folder that predicts them",
-    )
 
 
 @dataclass(frozen=True)
