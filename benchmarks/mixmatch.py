@@ -42,8 +42,9 @@ from typing import Any
 
 from pixelwise.engine.checkpoint import load_checkpoint, save_checkpoint
 from pixelwise.engine.trainer import Trainer
-from pixelwise.methods.mixmatch import DiagnoseConfig, MixMatchTask, diagnose
+from pixelwise.methods.mixmatch import DiagnoseConfig, MixMatchTask
 from pixelwise.methods.mixmatch.config import TuneConfig
+from pixelwise.methods.mixmatch.diagnose import diagnose
 from pixelwise.methods.segmentation import SegmentationTask, TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

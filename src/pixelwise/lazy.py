@@ -16,7 +16,13 @@ from typing import Any
 def lazy_exports(
     package: str, exports: dict[str, str]
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package`` whose name ``N`` lives in its submodule ``exports[N]``."""
+    """``(__getattr__, __dir__)`` for ``package`` whose name ``N`` lives in its submodule ``exports[N]``.
+
+    A name may not be one of the submodules': importing that submodule binds the module to the package under its
+    name, which would then shadow the export (eager ``from .x import x`` rebinds it; a lazy export cannot)."""
+    shadowed = sorted(set(exports) & set(exports.values()))
+    if shadowed:
+        raise ValueError(f"{package}: {', '.join(shadowed)} would be shadowed by the submodule of that name")
 
     def __getattr__(name: str) -> Any:
         if name not in exports:

@@ -6,7 +6,8 @@ segmentation fine-tuning: pretrain (e.g. colorization) -> M&M on the labelled ta
 - :mod:`.loss`: the perceptual distance of Eq. 2 on normalised pool5 features and the triplet loss of Eq. 1;
 - :mod:`.model`: the backbone up to pool5 (``taps.backbone.*`` keys, so ``pixelwise train --init-from`` loads it);
 - :mod:`.task`: the training task behind ``pixelwise tune``;
-- :mod:`.diagnose`: nearest-class-centroid accuracy and intra/inter distance ratio of val patch features.
+- :mod:`.diagnose`: nearest-class-centroid accuracy and intra/inter distance ratio of val patch features
+  (``from pixelwise.methods.mixmatch.diagnose import diagnose``: the function shares the submodule's name).
 """
 
 from pixelwise.lazy import lazy_exports
@@ -17,7 +18,6 @@ __getattr__, __dir__ = lazy_exports(
     {
         "DiagnoseConfig": "config",
         "centroid_diagnostic": "diagnose",
-        "diagnose": "diagnose",
         "patch_features": "diagnose",
         "TRIPLET_SAMPLERS": "graph",
         "class_wise_connected_triplets": "graph",
@@ -50,7 +50,6 @@ __all__ = [
     "class_wise_connected_triplets",
     "crop_patches",
     "default_feature_layer",
-    "diagnose",
     "patch_features",
     "perceptual_distance",
     "perceptual_features",
