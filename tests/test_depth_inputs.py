@@ -88,7 +88,8 @@ def test_input_normalizer_leaves_extra_channels_untouched() -> None:
 
 def test_depth_pngs_round_trip_in_millimetres(tmp_path: Path) -> None:
     metres = np.array([[0.0, 0.001, 1.2344], [65.535, 80.0, np.nan]], dtype=np.float32)
-    write_depth_png(tmp_path / "d.png", metres)
+    with pytest.warns(UserWarning, match="1 pixels beyond 65.535 m"):  # the 80 m one saturates, and says so
+        write_depth_png(tmp_path / "d.png", metres)
     from PIL import Image
 
     with Image.open(tmp_path / "d.png") as image:
@@ -120,6 +121,15 @@ def test_rgbd_list_files_mix_labelled_and_depth_only_images(tmp_path: Path) -> N
     torch.testing.assert_close(image0, scenes[0][0], atol=0, rtol=0)
     partial = PartialLabels(data, [True, True, False, False])  # a line without labels stays depth-only
     assert partial.labelled == [True, False, False, False]
+    # --input seg reads the labels: the depth-only lines (all-void labels, all-zero input) are left out
+    from pixelwise.methods.depth.task import labelled_only
+
+    assert [int(i) for i in labelled_only(data, "train", "seg").indices] == [0, 2]
+    # the depth channel of the data's own depth equals that of its 16-bit PNG (the sky beyond 65.535 m too)
+    from pixelwise.data.rgbd import depth_channel
+
+    own = depth_channel(scenes[0][1]["depth"])
+    torch.testing.assert_close(depth_channel(target0["depth"]), own, atol=1e-3, rtol=0)  # mm rounding
 
 
 def test_the_hard_world_varies_the_camera_and_keeps_the_default_world() -> None:

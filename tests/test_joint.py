@@ -225,6 +225,8 @@ def test_joint_command_trains_both_phases_and_its_checkpoint_rebuilds(tmp_path: 
     phase2 = load_checkpoint(tmp_path / "j" / "phase2" / "last.safetensors")
     assert phase2.meta["training_images"] == 3  # the labelled images only
     torch.testing.assert_close(phase2.model_state["balance.weights"], phase1.model_state["balance.weights"])
+    for key in ("log_depth_mean", "log_depth_std"):  # part 2 reads depth standardised as in phase 1
+        assert phase2.meta["model"][key] == phase1.meta["model"][key]
     model, meta = build_model_from_checkpoint(tmp_path / "j" / "phase2", expect="segmentation")
     assert meta["model"]["kind"] == "depth-seg"
     outputs = model(torch.rand(1, 3, 24, 32))

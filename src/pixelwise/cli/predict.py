@@ -93,7 +93,10 @@ def predict_images(config: PredictConfig, inputs: list[Path]) -> list[Path]:
         save_png(shown, output / f"{path.stem}_overlay.png")
         save_ids_png(labels.numpy().astype(np.uint8), ids_lut, output / f"{path.stem}_ids.png")
         if depth_model is not None:  # colour-mapped for people, 16-bit millimetres for tools
-            depth = depth_model(batch)["depth"][0, 0].float().cpu()
+            depth = depth_model(rescale(batch, scales[0]))["depth"].float()  # at the run's evaluation scale
+            depth = F.interpolate(depth, size=image.shape[-2:], mode="bilinear", align_corners=False)[
+                0, 0
+            ].cpu()
             save_png(colorize_depth(depth), output / f"{path.stem}_depth.png")
             write_depth_png(output / f"{path.stem}_depth_mm.png", depth)
     print(f"wrote {len(written)} predictions to {output}")

@@ -14,6 +14,7 @@ has no labels), "depth": Depth metres [1,H,W], "has_seg": bool})``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from pixelwise.data.tensors import Depth
 from pixelwise.data.validation import DatasetError, DecodedOnDemand, resolve_inside
 
 MM_PER_METRE = 1000.0
+MAX_PNG_METRES = 65535 / MM_PER_METRE  # the most a 16-bit millimetre PNG holds
 # The depth channel fed to a network (late / early fusion): log metres centred on log 10 m, so 1-80 m maps to
 # about -2.3..2.1 and "unknown" (0) to the centre.
 LOG_DEPTH_CENTRE = math.log(10.0)
@@ -40,7 +42,11 @@ def write_depth_png(path: str | Path, metres: np.ndarray | torch.Tensor) -> None
     """Save depth [H,W] in metres as a 16-bit PNG in millimetres (unknown, <= 0 or NaN -> 0; max 65.535 m)."""
     values = np.asarray(metres.as_subclass(torch.Tensor) if isinstance(metres, torch.Tensor) else metres)
     values = np.nan_to_num(values.astype(np.float64).squeeze(), nan=0.0)
-    millimetres = np.clip(np.rint(values * MM_PER_METRE), 0, 65535).astype(np.uint16)
+    millimetres = np.rint(values * MM_PER_METRE)
+    beyond = int((millimetres > 65535).sum())
+    if beyond:  # e.g. the synthetic sky (80 m): saturates, and says so
+        warnings.warn(f"{path}: {beyond} pixels beyond {MAX_PNG_METRES} m saved as that", stacklevel=2)
+    millimetres = np.clip(millimetres, 0, 65535).astype(np.uint16)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(millimetres).save(path)
 
@@ -62,8 +68,10 @@ def read_depth_png(path: str | Path) -> np.ndarray:
 
 
 def depth_channel(depth: torch.Tensor) -> torch.Tensor:
-    """Metric depth [..., 1, H, W] -> the network's depth channel: log metres - log 10 m, 0 where unknown."""
-    depth = depth.as_subclass(torch.Tensor).float()
+    """Metric depth [..., 1, H, W] -> the network's depth channel: log metres - log 10 m, 0 where unknown. Depth
+    is clipped at what a 16-bit millimetre PNG holds (65.535 m), so the data's own depth (--extra-input depth,
+    e.g. the synthetic sky at 80 m) and the same depth read back from PNGs give the same channel."""
+    depth = depth.as_subclass(torch.Tensor).float().clamp(max=MAX_PNG_METRES)
     return torch.where(depth > 0, depth.clamp(min=1e-3).log() - LOG_DEPTH_CENTRE, torch.zeros_like(depth))
 
 

@@ -84,7 +84,7 @@ def evaluation_view(train: Any, config: TrainConfig) -> Any:
     )
 
 
-def _base_and_indices(dataset: Any) -> tuple[Any, list[int]]:
+def base_and_indices(dataset: Any) -> tuple[Any, list[int]]:
     """The underlying dataset and the indices into it of a (possibly nested) ``Subset``."""
     indices = list(range(len(dataset)))
     while isinstance(dataset, Subset):
@@ -95,7 +95,7 @@ def _base_and_indices(dataset: Any) -> tuple[Any, list[int]]:
 
 def label_pixel_counts(dataset: Any, num_classes: int) -> torch.Tensor:
     """Per-image, per-class pixel counts [N, C] of the (untransformed) training labels, for class weighting."""
-    base, indices = _base_and_indices(dataset)  # e.g. a labelled subset of the selection split's remainder
+    base, indices = base_and_indices(dataset)  # e.g. a labelled subset of the selection split's remainder
     rows = []
     for index in indices:
         label = base.load_label(index).long().flatten()  # untransformed, as stored

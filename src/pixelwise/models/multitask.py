@@ -3,7 +3,7 @@ segmentation model (Mostajabi thesis §5.5.2).
 
 Each output has its own head on the shared taps: a 3-layer 1x1-conv classifier on the shared zoom-out features
 (``arch="zoomout"``, §5.5.2.1) or its own FCN skip head (``fcn8s`` ...). An output named ``depth`` follows
-``methods/depth.py``'s parameterisation (§5.5): the head predicts log depth around a learnt global log depth,
+``methods/depth``'s parameterisation (§5.5): the head predicts log depth around a learnt global log depth,
 ``depth = exp(log_depth)``, and the model also returns ``log_depth`` (what part 2 of the joint model reads).
 
 ``frozen_rows`` runs a head with *detached weights* on chosen samples: their outputs still depend on the
@@ -98,7 +98,7 @@ class MultiOutputModel(nn.Module):
         else:  # one FCN skip head per output (each fuses its own scores coarse-to-fine)
             self.head = nn.ModuleDict({k: FCNHead(channels, grids, n) for k, n in config.outputs.items()})
         self.inputs = InputNormalizer(config.in_channels, backbone.output_stride, config.image_channels)
-        # methods/depth.py's learnt global log depth (set from the training data before training)
+        # methods/depth's learnt global log depth (set from the training data before training)
         self.log_depth = nn.Parameter(torch.zeros(())) if "depth" in config.outputs else None
         if self.zoomout and "depth" in config.outputs:
             # Start at exactly the global log depth (FCN score layers are zero-initialised too, Long §3.3.4): a

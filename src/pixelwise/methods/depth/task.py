@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from pixelwise.engine.distributed import all_reduce_sum
@@ -19,6 +19,7 @@ from pixelwise.engine.inference import rescale
 from pixelwise.methods.depth.config import DepthConfig
 from pixelwise.methods.segmentation import (
     SegmentationTask,
+    base_and_indices,
     depth_l1,
     load_backbone_from_run,
     reject_unused_options,
@@ -75,6 +76,22 @@ class DepthModel(nn.Module):
         return {"depth": log_depth.clamp(max=20).exp()}  # clamp: exp never overflows
 
 
+def labelled_only(dataset: Any, split: str, mode: str) -> Any:
+    """``dataset`` without its depth-only images (an rgbd: list's lines without labels): with ``--input seg`` their
+    label input would be all zeros, a wrong input rather than a missing one."""
+    base, indices = base_and_indices(dataset)
+    flags = getattr(base, "labelled", None)
+    if flags is None or all(flags[i] for i in indices):
+        return dataset
+    keep = [position for position, i in enumerate(indices) if flags[i]]
+    if not keep:
+        raise ValueError(f"--input {mode}: no {split} image has labels; use --input rgb for depth-only data")
+    print(f"--input {mode}: {len(indices) - len(keep)} {split} images have no labels (depth only): left out")
+    subset = Subset(dataset, keep)
+    subset.info = dataset.info  # type: ignore[attr-defined]
+    return subset
+
+
 class DepthTask(SegmentationTask):
     """Depth regression on the segmentation task's data pipeline (crops and flips move depth with the image)."""
 
@@ -95,6 +112,11 @@ class DepthTask(SegmentationTask):
             raise ValueError(
                 f"{self.config.data} has no depth targets (the synthetic scenes do; CamVid does not)"
             )
+        if self.config.input in ("seg", "seg+rgb"):  # the ground-truth labels are the input
+            train, val = (
+                labelled_only(train, "train", self.config.input),
+                labelled_only(val, "val", self.config.input),
+            )
         self.train_set = train
         return train, val
 
@@ -112,9 +134,10 @@ class DepthTask(SegmentationTask):
 
             self.seg_model, meta = build_model_from_checkpoint(config.seg_from, expect="segmentation")
             self.seg_model.requires_grad_(False)
-            theirs = meta.get("dataset", {}).get("num_classes", num_classes)
-            if theirs != num_classes:
-                raise ValueError(f"--seg-from {config.seg_from}: {theirs} classes there, {num_classes} here")
+            theirs = list(meta.get("dataset", {}).get("class_names", []))
+            ours = list(self.info.class_names) if self.info is not None else theirs
+            if theirs != ours:  # the label channels are read by class index: same classes, same order
+                raise ValueError(f"--seg-from {config.seg_from}: classes {theirs} there, {ours} here")
         in_channels, image_channels = input_channels(config.input, num_classes, config.in_channels)
         model = DepthModel(DepthModelConfig(config.arch, config.backbone, 1, in_channels, config.output_stride,
                                             config.head_width, image_channels, depth_input=config.input))  # fmt: skip

@@ -86,11 +86,14 @@ class JointTask(SegmentationTask):
         return data, self.validation_dataset()
 
     def log_depth_statistics(self, images: int = 64) -> tuple[float, float]:
-        """Mean and std of log depth over the known pixels of the first ``images`` training samples."""
-        depths = [
-            self.train_set[i][1]["depth"].as_subclass(torch.Tensor)
-            for i in range(min(images, len(self.train_set)))
-        ]
+        """Mean and std of log depth over the known pixels of the first ``images`` training samples, under a fixed
+        RNG (the samples are randomly cropped: every torchrun process must standardise part 2's input alike)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            depths = [
+                self.train_set[i][1]["depth"].as_subclass(torch.Tensor)
+                for i in range(min(images, len(self.train_set)))
+            ]
         known = torch.cat([d[d > 0] for d in depths]).log()
         return (float(known.mean()), float(known.std().clamp(min=1e-3))) if len(known) > 1 else (0.0, 1.0)
 
@@ -99,7 +102,11 @@ class JointTask(SegmentationTask):
         assert self.info is not None, "datasets() first"
         if config.in_channels != 3:
             raise ValueError("the joint model reads RGB: drop --in-channels 1")
-        mean, std = self.log_depth_statistics()
+        if config.init_from:  # phase 2 keeps phase 1's standardisation of part 2's depth input
+            stored = load_checkpoint(config.init_from).meta["model"]
+            mean, std = stored["log_depth_mean"], stored["log_depth_std"]
+        else:
+            mean, std = self.log_depth_statistics()
         model = JointModel(
             JointModelConfig(
                 config.arch,
