@@ -195,3 +195,45 @@ def test_multi_proxy_normsgd_trains_under_torchrun(tmp_path: Path) -> None:
     assert checkpoint.meta["state"]["iteration"] == 2 * (8 + 4) // 4
     combiner = checkpoint.extra_state["combiner"]
     assert set(combiner["history"]) == {"colorization", "motion"} and combiner["frozen"]
+
+
+def _balance_on_two_ranks(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+    from torch import nn
+
+    from pixelwise.methods.joint.loss import BalancedTerms
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+
+    class Model(nn.Module):  # the balance lives in the model, as in JointModel: DDP broadcasts its buffers
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear, self.balance = nn.Linear(1, 4), BalancedTerms("two-part")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x).mean(0)
+
+    model = Model()
+    model.balance.warmup_calls = 4
+    net = nn.parallel.DistributedDataParallel(model)
+    losses = torch.tensor([1.0, 1, 1, 1]) if rank == 0 else torch.tensor([3.0, 1, 1, 1])
+    for _ in range(4):
+        model.balance(net(torch.ones(1, 1)) * 0 + losses)
+    if rank == 0:
+        torch.save(model.balance.weights, out)
+    dist.destroy_process_group()
+
+
+def test_the_joint_loss_weights_come_from_every_ranks_losses(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a free loopback port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "weights.pt"
+    torch.multiprocessing.spawn(_balance_on_two_ranks, args=(port, str(out)), nprocs=2)
+    # mean losses over both ranks [2, 1, 1, 1] -> w ∝ 1 / mean, summing to 4 (rank 0's alone would give ones)
+    expected = torch.tensor([0.5, 1, 1, 1]) * 4 / 3.5
+    torch.testing.assert_close(torch.load(out), expected)

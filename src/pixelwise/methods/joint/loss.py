@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.engine.distributed import all_reduce_sum
+from pixelwise.engine.distributed import mean_over_processes
 from pixelwise.methods.segmentation import segmentation_loss
 
 TERMS = ("part1_depth", "part1_seg", "depth", "seg")  # the fixed order of the buffers
@@ -62,7 +62,9 @@ class BalancedTerms(nn.Module):
         target = self.warmup_calls if int(self.estimates) == 0 else self.rebalance_calls
         if target <= 0:
             return
-        self.sums += values.to(self.sums)
+        # The mean over processes: DDP broadcasts rank 0's buffers at every forward, so per-rank sums would be
+        # replaced by rank 0's; summing the same global mean everywhere makes that broadcast harmless.
+        self.sums += mean_over_processes(values).to(self.sums)
         self.count += 1
         if int(self.count) >= target:
             self.estimate()
@@ -70,9 +72,7 @@ class BalancedTerms(nn.Module):
     @torch.no_grad()
     def estimate(self) -> None:
         """w_k = c / mean L_k over the active terms (all processes), sum of active w_k = their count."""
-        sums = all_reduce_sum(self.sums.clone())
-        count = all_reduce_sum(self.count.clone().double())
-        means = (sums / count.clamp(min=1)).float().clamp(min=1e-8)
+        means = (self.sums / self.count.double().clamp(min=1)).float().clamp(min=1e-8)
         inverse = self.active / means
         self.weights.copy_(inverse * self.active.sum() / inverse.sum().clamp(min=1e-12))
         self.sums.zero_()
