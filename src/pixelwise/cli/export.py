@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from pixelwise.engine.checkpoint import inference_scales
 from pixelwise.engine.config import ExportConfig
 from pixelwise.engine.export import export_module, export_onnx, onnx_max_difference, onnx_run
+from pixelwise.engine.inference import rescale
 from pixelwise.methods.kinds import build_model_from_checkpoint
 
 
@@ -16,13 +18,13 @@ def export_checkpoint(config: ExportConfig) -> float | None:
         raise ValueError("export needs --checkpoint (a run folder or .safetensors file)")
     model, meta = build_model_from_checkpoint(config.checkpoint, expect=("segmentation", "depth"))
     if meta["model"]["kind"] == "depth-seg":  # the joint model as-is: RGB in, logits and depth out
-        return export_outputs(model, config, {"logits": "seg", "depth": "depth"})
+        return export_outputs(model, meta, config, {"logits": "seg", "depth": "depth"})
     if meta["model"]["kind"] == "depth":
         if meta["model"].get("depth_input", "rgb") != "rgb":
             raise ValueError(
                 f"{config.checkpoint}: only --input rgb depth models export (the others read labels)"
             )
-        return export_outputs(model, config, {"depth": "depth"})
+        return export_outputs(model, meta, config, {"depth": "depth"})
     # superpixel zoom-out runs SLIC (scikit-image) in its forward
     if meta["model"]["kind"] == "zoomout-superpixel":
         raise ValueError(
@@ -45,28 +47,39 @@ def export_checkpoint(config: ExportConfig) -> float | None:
 
 
 class NamedOutputs(torch.nn.Module):
-    """A model whose forward returns a dict, as a tuple of the chosen outputs (ONNX graphs return tuples)."""
+    """A model whose forward returns a dict, as a tuple of the chosen outputs (ONNX graphs return tuples), run at
+    ``scale`` of its input with every output resized back to the input size (as ``ScaledLogits`` does)."""
 
-    def __init__(self, model: torch.nn.Module, keys: list[str]) -> None:
+    def __init__(self, model: torch.nn.Module, keys: list[str], scale: float = 1.0) -> None:
         super().__init__()
-        self.model, self.keys = model, keys
+        self.model, self.keys, self.scale = model, keys, scale
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(images)
-        return tuple(outputs[key] for key in self.keys)
+        if self.scale == 1:
+            outputs = self.model(images)
+            return tuple(outputs[key] for key in self.keys)
+        outputs = self.model(rescale(images, self.scale))
+        size = images.shape[-2:]
+        return tuple(
+            F.interpolate(outputs[k], size=size, mode="bilinear", align_corners=False) for k in self.keys
+        )
 
 
-def export_outputs(model: torch.nn.Module, config: ExportConfig, names: dict[str, str]) -> float | None:
+def export_outputs(
+    model: torch.nn.Module, meta: dict, config: ExportConfig, names: dict[str, str]
+) -> float | None:
     """Write an RGB model with the outputs ``names`` (ONNX name -> the model's output key; depth in metres) and
     check every output against PyTorch."""
     shapes = None
     if config.dynamic:
         dim = torch.export.Dim
         shapes = {"images": {0: dim("batch", max=1024), 2: dim.DYNAMIC, 3: dim.DYNAMIC}}
-    module = NamedOutputs(model, list(names.values())).eval()
+    [scale], source = inference_scales([config.scale] if config.scale else [], meta)
+    module = NamedOutputs(model, list(names.values()), scale).eval()
     path = export_module(module, config.output, torch.rand(1, 3, *config.size), list(names), shapes)
     shown = " and ".join(f"'{name}'" for name in names)
     print(f"wrote {path} (input 'images' [N, 3, H, W] in [0, 1], outputs {shown}; depth in metres)")
+    print(f"the network runs at scale {scale:g} of the input ({source.replace('--scales', '--scale')})")
     if not config.check:
         return None
     images = torch.rand(1, 3, *config.size)
