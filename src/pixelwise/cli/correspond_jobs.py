@@ -36,7 +36,7 @@ TRUTH, PREDICTED, OTHER = (0, 190, 0), (235, 30, 30), (40, 110, 255)  # panel co
 # ------------------------------------------------------------------------------------------------ shared
 
 
-def _image(path: str | Path, size: list[int] | None) -> torch.Tensor:
+def read_image(path: str | Path, size: list[int] | None) -> torch.Tensor:
     """An image file as float [3, H, W] in [0, 1], resized to ``size`` (H, W) when given."""
     from pixelwise.data.validation import load_image
 
@@ -159,7 +159,7 @@ def _visualise_query(
     from pixelwise.metrics.correspondence import psnr
     from pixelwise.report.images import save_panel, to_uint8_image
 
-    image = _image(path, config.size)
+    image = read_image(path, config.size)
     grid = dense_features(extractor, image[None])[config.stage]
     if 0 in grid.shape:
         raise ValueError(
@@ -189,7 +189,7 @@ def run_visualise(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{query}: query image not found; check the path")
     files = _database_files(config.database, queries)
     extractor, _ = _extractor(config, {"--stage": config.stage})
-    database = build_database(extractor, [_image(p, config.size) for p in files], config.stage)
+    database = build_database(extractor, [read_image(p, config.size) for p in files], config.stage)
     if config.k > len(database.features):
         raise ValueError(
             f"--k {config.k}: the database has only {len(database.features)} {config.stage} cells; lower --k "
@@ -231,7 +231,7 @@ def run_align(args: argparse.Namespace) -> int:
     from pixelwise.report.images import save_panel, to_uint8_image
 
     config = build_config(AlignConfig, args)
-    source, target = _image(args.source, config.size), _image(args.target, config.size)
+    source, target = read_image(args.source, config.size), read_image(args.target, config.size)
     if source.shape != target.shape:
         raise ValueError(f"{args.source} and {args.target} differ in size; pass --size H W to resize both")
     extractor, _ = _extractor(config, {"--stage": config.stage})
@@ -293,7 +293,7 @@ class _Objects:
         image_index = torch.tensor([i for i, _ in self.refs])
         for i in image_index.unique().tolist():
             rows = torch.nonzero(image_index == i).flatten()
-            image = _image(self.images[i].image, None)
+            image = read_image(self.images[i].image, None)
             crops[rows] = crop_boxes([image], torch.zeros(len(rows), dtype=torch.long), boxes[rows], size)
         return crops
 

@@ -106,16 +106,9 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, size: list[int] | None) -> torch.Tensor:
-    import torch
+    from pixelwise.cli.correspond_jobs import read_image  # one image reader for the CLI tools
 
-    from pixelwise.data.validation import load_image
-
-    image = torch.from_numpy(load_image(Path(path)).copy()).permute(2, 0, 1).float() / 255
-    if size:
-        image = torch.nn.functional.interpolate(
-            image[None], size=tuple(size), mode="bilinear", antialias=True
-        )[0]
-    return image
+    return read_image(path, size)
 
 
 def run_predict(args: argparse.Namespace) -> int:
