@@ -49,9 +49,8 @@ def evaluate_checkpoint(
     # A fusion run (train --fusion early / late) reads RGB + a depth channel: from --extra-input, else the run's.
     fusion = meta.get("config", {}).get("fusion", "none") != "none"
     extra = (config.extra_input or meta["config"].get("extra_input")) if fusion else None
-    folder = depth_folder(
-        extra
-    )  # depth PNGs are attached before the transform, the data's own depth after it
+    # Depth PNGs are attached before the transform, the data's own depth after it.
+    folder = depth_folder(extra)
     transform = None if folder else eval_transforms()
     dataset = build_dataset(config.data, config.split, transform=transform, **options)
     trained_classes = meta["dataset"]["class_names"]
